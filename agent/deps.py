@@ -1,0 +1,70 @@
+"""What the graph's nodes need from the outside world, built once at start-up.
+
+Tests swap any part (a fake model factory, a temporary sink, a fixed clock); the live loop,
+the backtester and Studio build the same object from config.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from langchain_core.language_models.chat_models import BaseChatModel
+
+from agent.config import Settings
+from agent.market import MarketDataProvider, make_market_provider
+from agent.prompts import PromptLibrary
+from agent.providers import ModelFactory, ProviderChoice, make_model_factory, resolve_provider
+from agent.sink import DecisionSink
+
+
+@dataclass
+class CascadeDeps:
+    settings: Settings
+    market: MarketDataProvider
+    provider: ProviderChoice
+    model_factory: ModelFactory
+    prompts: PromptLibrary
+    sink: DecisionSink | None
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    sleep: Callable[[float], None] = time.sleep
+    _models: dict[str, BaseChatModel] = field(default_factory=dict, repr=False)
+
+    def model(self, layer: str, schema: dict) -> BaseChatModel:
+        """The layer's chat model (built once; the schema of a layer never changes)."""
+        if layer not in self._models:
+            self._models[layer] = self.model_factory(layer, schema)
+        return self._models[layer]
+
+    @property
+    def defaults_in_use(self) -> list[str]:
+        """Embedded defaults this run depends on; every record carries this list."""
+        tags = []
+        if self.provider.name == "embedded":
+            tags.append("llm:embedded")
+        if getattr(self.market, "name", "") == "sim":
+            tags.append("market:sim")
+        return tags
+
+
+def build_deps(
+    settings: Settings,
+    *,
+    provider: str | None = None,
+    source: str | None = None,
+    data_dir: Path | None = None,
+    sink: DecisionSink | None | bool = True,
+) -> CascadeDeps:
+    """Wire the real parts from config. ``sink=True`` means the JSONL sink under LOG_DIR."""
+    choice = resolve_provider(settings, provider)
+    return CascadeDeps(
+        settings=settings,
+        market=make_market_provider(settings, source, data_dir),
+        provider=choice,
+        model_factory=make_model_factory(choice, settings),
+        prompts=PromptLibrary(),
+        sink=DecisionSink(settings.logging.dir, fsync=settings.logging.fsync) if sink is True else (sink or None),
+    )

@@ -1,0 +1,252 @@
+"""The cascade as a LangGraph state machine. Read ``build_graph`` top to bottom: it is the flow.
+
+    load_market_data -> compute_indicators -> compute_risk            (tool nodes, plain code)
+      -> sentiment -> technical -> risk -> data_validation -> final_score   (LLM layers)
+      -> decide                                                         (record to the sink)
+
+Any tool failure or layer discard jumps straight to ``decide``, which emits HOLD with the reason.
+One-shot trace: ``python -m agent.graph --ticker PETR4``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from langgraph.graph import END, START, StateGraph
+from loguru import logger
+
+from agent.config import LAYER_NAMES, Settings, load_settings, normalize_ticker
+from agent.deps import CascadeDeps, build_deps
+from agent.errors import AgentError, ConfigError, DataError, ProviderError
+from agent.layers import LAYERS, run_layer
+from agent.metrics import COUNTERS
+from agent.record import DecisionRecord, Position, combined_prompt_version, decision_id
+from agent.sink import B3_TZ
+from agent.state import CascadeState
+from tools.indicators import bar_label, indicator_snapshot
+from tools.risk import RiskLimits, apply_size_factor, risk_snapshot
+
+BAR_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+# ------------------------------------------------------------------ tool nodes
+
+def _tool_failure(stage: str, exc: Exception) -> dict[str, Any]:
+    COUNTERS.inc("tool_errors_total", stage=stage, kind=type(exc).__name__)
+    logger.warning("{}: {}", stage, exc)
+    return {"error": f"{stage}: {exc}", "discarded_at": stage}
+
+
+def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
+    """Fetch validated bars up to ``as_of`` and keep them in the state as plain columns."""
+    s = deps.settings
+    ticker = normalize_ticker(state["ticker"])
+    try:
+        end = date.fromisoformat(state["as_of"][:10]) if state.get("as_of") else None
+        bars = deps.market.get_bars(ticker, s.market.timeframes.primary, end=end,
+                                    lookback=s.market.lookback_bars)
+        if len(bars) < s.market.min_bars:
+            raise DataError(f"only {len(bars)} valid bars for {bars.ticker}, need {s.market.min_bars}")
+    except (AgentError, ValueError, KeyError, OSError) as exc:
+        return _tool_failure("market_data", exc)
+    frame = bars.frame
+    last = pd.Timestamp(frame.index[-1])
+    today = end or deps.clock().astimezone(B3_TZ).date()
+    return {
+        "ticker": ticker,
+        "market": {
+            "source": bars.source,
+            "timeframe": bars.timeframe,
+            "bar_date": bar_label(last),
+            "bar_age_days": (today - last.date()).days,
+            "n_bars": len(frame),
+            "report": bars.report.model_dump(mode="json"),
+            "bars": {"date": [bar_label(t) for t in frame.index],
+                     **{c: [float(v) for v in frame[c]] for c in BAR_COLUMNS}},
+        },
+    }
+
+
+def bars_frame(state: CascadeState) -> pd.DataFrame:
+    cols = state["market"]["bars"]
+    return pd.DataFrame({c: cols[c] for c in BAR_COLUMNS}, index=pd.DatetimeIndex(pd.to_datetime(cols["date"])))
+
+
+def compute_indicators(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
+    try:
+        return {"indicators": indicator_snapshot(bars_frame(state)).model_dump(mode="json")}
+    except (ValueError, KeyError) as exc:
+        return _tool_failure("indicators", exc)
+
+
+def compute_risk(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
+    try:
+        limits = RiskLimits(**deps.settings.risk.model_dump())
+        snap = risk_snapshot(bars_frame(state)["close"], state["indicators"].get("atr"), limits)
+        return {"risk": snap.model_dump(mode="json")}
+    except (ValueError, KeyError) as exc:
+        return _tool_failure("risk_snapshot", exc)
+
+
+# ------------------------------------------------------------------ routing
+
+def route_after_tool(state: CascadeState) -> Literal["continue", "hold"]:
+    """Did the tool node produce its snapshot, or must the cascade stop with HOLD?"""
+    return "hold" if state.get("error") else "continue"
+
+
+def route_after_layer(state: CascadeState) -> Literal["continue", "discard"]:
+    """Did the layer that just ran pass the ticker on, or discard it?"""
+    return "discard" if state.get("discarded_at") else "continue"
+
+
+# ------------------------------------------------------------------ decision node
+
+def decide(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
+    """BUY only when every layer passed, no risk rule blocks and the position is not empty."""
+    s = deps.settings
+    ticker = state["ticker"]
+    market, risk = state.get("market") or {}, state.get("risk")
+    layers = state.get("layers", [])
+    final = next((r for r in layers if r["layer"] == "final_score"), None)
+    confidence = final["score"] if final else None
+    discarded_at = state.get("discarded_at")
+    decision, position = "HOLD", None
+
+    if state.get("error"):
+        reason = state["error"]
+    elif discarded_at:
+        reason = next(r["reason"] for r in reversed(layers) if r["layer"] == discarded_at)
+    elif final is None or risk is None:
+        discarded_at, reason = "decision", "the cascade ended without a final score"
+    else:
+        factor = float(state.get("size_factor", 1.0))
+        shares = apply_size_factor(risk["shares"], factor, s.risk.lot_size)
+        position = Position(shares=shares, entry=risk["entry"], stop=risk["stop"],
+                            take_profit=risk["take_profit"], size_factor=min(factor, 1.0))
+        if risk.get("blocks"):
+            discarded_at, reason = "decision", f"risk rule: {'; '.join(risk['blocks'])}"
+        elif shares <= 0:
+            discarded_at, reason = "decision", f"position shrunk to zero lots (size factor {factor:.2f})"
+        else:
+            decision, reason = "BUY", final["reason"]
+
+    versions = deps.prompts.versions(ticker)
+    prompt_version = combined_prompt_version(versions)
+    config_version = s.fingerprint()
+    bar_date = market.get("bar_date")
+    record = DecisionRecord(
+        decision_id=decision_id(ticker, bar_date or state.get("as_of") or "no-bar", config_version, prompt_version),
+        ts=deps.clock().astimezone(B3_TZ).isoformat(timespec="seconds"),
+        ticker=ticker,
+        bar_date=bar_date,
+        decision=decision,
+        confidence=confidence,
+        discarded_at=discarded_at,
+        reason=reason,
+        position=position,
+        layers=layers,
+        indicators=state.get("indicators"),
+        risk=risk,
+        data_report=market.get("report"),
+        data_source=market.get("source") or getattr(deps.market, "name", "unknown"),
+        llm_provider=deps.provider.name,
+        defaults_in_use=deps.defaults_in_use,
+        config_version=config_version,
+        prompt_version=prompt_version,
+        as_of=state.get("as_of"),
+    ).model_dump(mode="json")
+    COUNTERS.inc("decisions_total", decision=decision)
+    if deps.sink is not None:
+        deps.sink.write(record)
+    logger.info("{} {} (bar {}){}: {}", ticker, decision, bar_date,
+                f" discarded at {discarded_at}" if discarded_at else "", reason[:200])
+    return {"record": record}
+
+
+# ------------------------------------------------------------------ the graph
+
+def build_graph(deps: CascadeDeps):
+    """Compile the cascade. Nodes are plain ``state -> update`` functions bound to ``deps``."""
+    g = StateGraph(CascadeState)
+
+    g.add_node("load_market_data", partial(load_market_data, deps=deps))
+    g.add_node("compute_indicators", partial(compute_indicators, deps=deps))
+    g.add_node("compute_risk", partial(compute_risk, deps=deps))
+    for name in LAYER_NAMES:
+        g.add_node(name, partial(run_layer, LAYERS[name], deps=deps))
+    g.add_node("decide", partial(decide, deps=deps))
+
+    g.add_edge(START, "load_market_data")
+    g.add_conditional_edges("load_market_data", route_after_tool, {"continue": "compute_indicators", "hold": "decide"})
+    g.add_conditional_edges("compute_indicators", route_after_tool, {"continue": "compute_risk", "hold": "decide"})
+    g.add_conditional_edges("compute_risk", route_after_tool, {"continue": LAYER_NAMES[0], "hold": "decide"})
+    for layer, next_layer in zip(LAYER_NAMES, LAYER_NAMES[1:]):
+        g.add_conditional_edges(layer, route_after_layer, {"continue": next_layer, "discard": "decide"})
+    g.add_edge(LAYER_NAMES[-1], "decide")
+    g.add_edge("decide", END)
+    return g.compile(name="b3-cascade")
+
+
+def run_cascade(graph, ticker: str, as_of: str | None = None, headlines: list[str] | None = None) -> dict[str, Any]:
+    """Run one decision and return its record."""
+    state: CascadeState = {"ticker": normalize_ticker(ticker), "as_of": as_of, "layers": [], "size_factor": 1.0,
+                           "headlines": headlines or []}
+    return graph.invoke(state)["record"]
+
+
+# ------------------------------------------------------------------ one-shot CLI
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m agent.graph",
+        description="Run the five-layer cascade once for one B3 ticker and print the trace and the decision.")
+    p.add_argument("--ticker", required=True, help="B3 ticker, e.g. PETR4 (a .SA suffix is accepted)")
+    p.add_argument("--source", choices=["sim", "csv", "auto"], help="market data source (env MARKET_SOURCE)")
+    p.add_argument("--data-dir", type=Path, help="directory of per-ticker daily CSVs for --source csv")
+    p.add_argument("--provider", choices=["auto", "ollama", "embedded"], help="LLM provider (env LLM_PROVIDER)")
+    p.add_argument("--as-of", help="decide as of this date (YYYY-MM-DD): later bars are invisible")
+    p.add_argument("--config", type=Path, help="config file (default: config.yaml in the project)")
+    p.add_argument("--json", action="store_true", help="print only the decision record (JSON) on stdout")
+    p.add_argument("--no-record", action="store_true", help="do not append the record to the log sink")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from agent.trace import announce_defaults, console_err, print_trace
+
+    try:
+        if args.as_of:
+            try:
+                date.fromisoformat(args.as_of)
+            except ValueError:
+                raise ConfigError(f"--as-of: {args.as_of!r} is not a date (YYYY-MM-DD)") from None
+        settings: Settings = load_settings(args.config, overrides={
+            ("market", "source"): args.source, ("market", "data_dir"): args.data_dir, ("llm", "provider"): args.provider})
+        from agent.log import setup_logging
+
+        setup_logging(settings)
+        deps = build_deps(settings, sink=not args.no_record)
+        announce_defaults(deps)
+        record = run_cascade(build_graph(deps), args.ticker, as_of=args.as_of)
+    except (ConfigError, ProviderError) as exc:
+        console_err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2 if isinstance(exc, ConfigError) else 3
+    if args.json:
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    else:
+        print_trace(record)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

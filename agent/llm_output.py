@@ -1,0 +1,138 @@
+"""LLM output is untrusted: strip reasoning, extract one JSON object, validate it with pydantic,
+and check every number it quotes against what the tools computed.
+
+Each layer's answer schema lives here too, so the schema sent to the model (Ollama ``format``,
+llama.cpp ``response_format``) and the one used to validate its answer are the same object.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.errors import LLMError
+
+THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+UNCLOSED_THINK = re.compile(r"<think>.*", re.DOTALL | re.IGNORECASE)
+FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+
+Score = Field(ge=0.0, le=1.0, description="0.0 to 1.0")
+Reason = Field(min_length=1, max_length=600, description="one or two sentences")
+Cited = Field(default_factory=dict, description="indicator values you relied on, copied from the input")
+
+
+class LayerAnswer(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class SentimentAnswer(LayerAnswer):
+    sentiment: Literal["positive", "neutral", "negative"]
+    score: float = Score
+    reason: str = Reason
+
+
+class TechnicalAnswer(LayerAnswer):
+    trend: Literal["bullish", "neutral", "bearish"]
+    score: float = Score
+    reason: str = Reason
+    cited: dict[str, float] = Cited
+
+
+class RiskAnswer(LayerAnswer):
+    risk: float = Field(ge=0.0, le=1.0, description="0.0 = no risk, 1.0 = unacceptable")
+    approve: bool
+    size_factor: float = Field(ge=0.0, le=1.0, description="fraction of the computed position to take, at most 1.0")
+    reason: str = Reason
+    cited: dict[str, float] = Cited
+
+
+class DataValidationAnswer(LayerAnswer):
+    valid: bool
+    score: float = Score
+    issues: list[str] = Field(default_factory=list, max_length=10)
+    reason: str = Reason
+
+
+class FinalScoreAnswer(LayerAnswer):
+    score: float = Score
+    reason: str = Reason
+
+
+def strip_reasoning(text: str) -> str:
+    """Remove ``<think>...</think>`` blocks (and a trailing unclosed one) that reasoning models emit."""
+    text = THINK_BLOCK.sub("", text)
+    return UNCLOSED_THINK.sub("", text).strip()
+
+
+def extract_json_object(text: str) -> dict:
+    """The first complete JSON object in the text (bare, or inside a ``` fence)."""
+    cleaned = strip_reasoning(text)
+    if not cleaned:
+        raise LLMError("empty_output", "the model returned no answer (only reasoning or nothing)")
+    candidates = [m.group(1) for m in FENCE.finditer(cleaned)] + [cleaned]
+    decoder = json.JSONDecoder()
+    for candidate in candidates:
+        start = candidate.find("{")
+        while start != -1:
+            try:
+                obj, _ = decoder.raw_decode(candidate, start)
+            except json.JSONDecodeError:
+                start = candidate.find("{", start + 1)
+                continue
+            if isinstance(obj, dict):
+                return obj
+            start = candidate.find("{", start + 1)
+    excerpt = cleaned[:120].replace("\n", " ")
+    raise LLMError("invalid_json", f"the answer is not a JSON object: {excerpt!r}")
+
+
+def parse_answer(text: str, schema: type[LayerAnswer]) -> LayerAnswer:
+    """Validate the model's text against the layer's schema; raise LLMError with the specific problem."""
+    obj = extract_json_object(text)
+    _reject_non_finite(obj)
+    try:
+        return schema.model_validate(obj)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
+            + ("" if e["type"] == "missing" else f" (got {e.get('input')!r})")
+            for e in exc.errors()[:4]
+        )
+        kind = "out_of_range" if any(e["type"] in ("less_than_equal", "greater_than_equal") for e in exc.errors()) else "schema_mismatch"
+        raise LLMError(kind, f"invalid answer: {problems}") from None
+
+
+def _reject_non_finite(obj: object) -> None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise LLMError("out_of_range", "the answer contains NaN or Infinity")
+    if isinstance(obj, dict):
+        for v in obj.values():
+            _reject_non_finite(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            _reject_non_finite(v)
+
+
+def check_citations(cited: dict[str, float], computed: dict[str, float], tolerance: float) -> list[str]:
+    """Compare values the model quoted with the computed snapshot. Returns one flag per mismatch.
+
+    A name that was not computed is a claim about nothing the model was shown: also flagged.
+    """
+    flags = []
+    for name, claimed in cited.items():
+        key = name.strip().lower()
+        if key not in computed:
+            flags.append(f"cited unknown value {name!r}={claimed}")
+            continue
+        actual = computed[key]
+        if not math.isfinite(claimed):
+            flags.append(f"cited {key}={claimed}, computed {actual:.4g}")
+            continue
+        scale = max(abs(actual), 1e-9)
+        if abs(claimed - actual) / scale > tolerance and abs(claimed - actual) > 1e-6:
+            flags.append(f"cited {key}={claimed:.4g}, computed {actual:.4g}")
+    return flags

@@ -1,0 +1,130 @@
+"""Which LLM serves the cascade: Ollama (per-layer models) or the embedded llama.cpp model.
+
+``auto`` uses Ollama when OLLAMA_HOST answers and every configured model is pulled, and
+otherwise falls back to the embedded model with a loud banner saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import httpx
+from langchain_core.language_models.chat_models import BaseChatModel
+
+from agent.config import LAYER_NAMES, Settings
+from agent.embedded import EMBEDDED_MODEL_NAME, EmbeddedChatModel, embedded_runtime_available, find_embedded_gguf
+from agent.errors import ProviderError
+
+# (layer name, JSON schema of its answer) -> a chat model whose answers follow that schema
+ModelFactory = Callable[[str, dict], BaseChatModel]
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    name: Literal["ollama", "embedded", "fake"]
+    reason: str
+    models: dict[str, str] = field(default_factory=dict)  # layer -> model name, as recorded
+
+    @property
+    def is_embedded_default(self) -> bool:
+        return self.name == "embedded"
+
+
+def canonical_model(name: str) -> str:
+    """Ollama treats ``mistral`` as ``mistral:latest``."""
+    return name if ":" in name else f"{name}:latest"
+
+
+def ollama_pulled_models(host: str, timeout_s: float) -> set[str]:
+    """Names of the models pulled on an Ollama host (``/api/tags``). Raises ProviderError if it does not answer."""
+    try:
+        resp = httpx.get(f"{host}/api/tags", timeout=timeout_s)
+        resp.raise_for_status()
+        payload = resp.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ProviderError(f"Ollama at {host} did not answer /api/tags: {type(exc).__name__}: {exc}") from exc
+    models = payload.get("models") if isinstance(payload, dict) else None
+    if not isinstance(models, list):
+        raise ProviderError(f"Ollama at {host} answered /api/tags without a model list")
+    names = set()
+    for m in models:
+        if isinstance(m, dict):
+            for key in ("name", "model"):
+                if isinstance(m.get(key), str):
+                    names.add(canonical_model(m[key]))
+    return names
+
+
+def missing_models(settings: Settings, pulled: set[str]) -> list[str]:
+    wanted = dict.fromkeys(settings.layers.model_for(layer) for layer in LAYER_NAMES)
+    return [m for m in wanted if canonical_model(m) not in pulled]
+
+
+def pull_hint(models: list[str]) -> str:
+    return "; ".join(f"`ollama pull {m}`" for m in models)
+
+
+def resolve_provider(settings: Settings, requested: str | None = None) -> ProviderChoice:
+    """Decide the provider once at start-up. Raises ProviderError when an explicit choice cannot work."""
+    requested = requested or settings.llm.provider
+    ollama_models = {layer: settings.layers.model_for(layer) for layer in LAYER_NAMES}
+    embedded_models = {layer: EMBEDDED_MODEL_NAME for layer in LAYER_NAMES}
+    if requested == "embedded":
+        problem = embedded_runtime_available()
+        if problem:
+            raise ProviderError(f"LLM_PROVIDER=embedded but {problem}")
+        return ProviderChoice("embedded", "requested (LLM_PROVIDER=embedded)", embedded_models)
+
+    host = settings.ollama.host
+    try:
+        missing = missing_models(settings, ollama_pulled_models(host, settings.ollama.probe_timeout_s))
+        problem = None if not missing else (
+            f"model(s) not pulled on {host}: {', '.join(missing)}. Run {pull_hint(missing)}")
+    except ProviderError as exc:
+        problem = f"{exc}. Start it with `ollama serve` (or set OLLAMA_HOST)"
+    if problem is None:
+        return ProviderChoice("ollama", f"Ollama at {host} has every configured model", ollama_models)
+    if requested == "ollama":
+        raise ProviderError(f"LLM_PROVIDER=ollama but {problem}")
+    fallback_problem = embedded_runtime_available()
+    if fallback_problem:
+        raise ProviderError(f"no LLM available: {problem}; and the embedded fallback failed: {fallback_problem}")
+    return ProviderChoice("embedded", f"auto: {problem}", embedded_models)
+
+
+def make_model_factory(choice: ProviderChoice, settings: Settings) -> ModelFactory:
+    """A factory of per-layer chat models for the chosen provider."""
+    if choice.name == "ollama":
+        from langchain_ollama import ChatOllama
+
+        def ollama_model(layer: str, schema: dict) -> BaseChatModel:
+            return ChatOllama(
+                model=settings.layers.model_for(layer),
+                base_url=settings.ollama.host,
+                format=schema,
+                temperature=settings.llm.temperature,
+                num_predict=settings.llm.max_tokens,
+                keep_alive=settings.ollama.keep_alive,
+                client_kwargs={"timeout": settings.ollama.timeout_s},
+            )
+
+        return ollama_model
+
+    if choice.name == "embedded":
+        path = find_embedded_gguf()
+
+        def embedded_model(layer: str, schema: dict) -> BaseChatModel:
+            return EmbeddedChatModel(
+                model_path=path,
+                response_schema=schema,
+                temperature=settings.llm.temperature,
+                max_tokens=settings.llm.max_tokens,
+                n_ctx=settings.embedded.n_ctx,
+                n_threads=settings.embedded.n_threads,
+                seed=settings.embedded.seed,
+            )
+
+        return embedded_model
+
+    raise ProviderError(f"no model factory for provider {choice.name!r}; pass one explicitly")

@@ -1,0 +1,46 @@
+"""The cascade's typed state. Everything in it is plain JSON, so LangGraph Studio can show it
+and a backtest or a layer-major scheduler can carry it between steps.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LayerResult(BaseModel):
+    """One layer's verdict, as it appears in the decision record's ``layers`` list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    layer: str
+    model: str
+    provider: str
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    passed: bool
+    reason: str
+    latency_ms: float = Field(ge=0.0)
+    error: str | None = None  # kind of failure (invalid_json, timeout, ...) when the LLM failed
+    flags: list[str] = Field(default_factory=list)  # e.g. misquoted indicator values
+    prompt_version: str | None = None
+    output: dict[str, Any] | None = None  # the validated answer, for explanations
+
+
+class CascadeState(TypedDict, total=False):
+    # --- input ---
+    ticker: str
+    as_of: str | None  # ISO date; bars after it are invisible (backtests). None = latest.
+    headlines: list[str]  # news for the sentiment layer (untrusted text)
+    # --- set by the tool nodes ---
+    market: dict[str, Any]  # source, timeframe, bar_date, report, bars (compact columns)
+    indicators: dict[str, Any]
+    risk: dict[str, Any]
+    # --- set by the layers ---
+    layers: Annotated[list[dict[str, Any]], operator.add]
+    discarded_at: str | None
+    size_factor: float  # product of the LLMs' shrink factors (never above 1)
+    error: str | None  # a data or tool failure that forces HOLD
+    # --- set by the decision node ---
+    record: dict[str, Any]

@@ -1,0 +1,77 @@
+"""Rich rendering: the loud banner for embedded defaults and the layer-by-layer trace.
+
+Everything except the trace itself goes to stderr, so ``--json`` keeps stdout pure JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from agent.deps import CascadeDeps
+
+console_out = Console()
+console_err = Console(stderr=True)
+
+
+def announce_defaults(deps: CascadeDeps) -> None:
+    """Say loudly which embedded defaults this run uses and why (on stderr)."""
+    lines = []
+    if deps.provider.name == "embedded":
+        lines.append(
+            "[bold]LLM: EMBEDDED SmolLM2-135M[/] (llama.cpp, in-process) for all five layers.\n"
+            f"  why: {deps.provider.reason}\n"
+            "  A 135M-parameter model cannot judge markets: its scores are NOT meaningful.\n"
+            "  Point OLLAMA_HOST at an Ollama server with the configured models for real analysis.")
+    if "market:sim" in deps.defaults_in_use:
+        lines.append("[bold]MARKET DATA: SIMULATED[/] (seeded synthetic bars, not real prices).\n"
+                     "  Use --source csv --data-dir DIR for real daily bars.")
+    if lines:
+        console_err.print(Panel("\n".join(lines), title="embedded defaults in use", border_style="bold yellow",
+                                expand=False))
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def print_trace(record: dict[str, Any], console: Console | None = None) -> None:
+    """The decision, layer by layer: model, score, pass/discard, latency, reason."""
+    console = console or console_out
+    head = (f"[bold]{record['ticker']}[/]  bar {record['bar_date']}  source [cyan]{record['data_source']}[/]"
+            f"  llm [cyan]{record['llm_provider']}[/]  mode {record['mode']}")
+    console.print(head, highlight=False)
+    ind, risk = record.get("indicators") or {}, record.get("risk") or {}
+    if ind:
+        console.print(
+            f"  close {_fmt(ind.get('close'))}  RSI {_fmt(ind.get('rsi'), 1)}  MACD hist {_fmt(ind.get('macd_hist'), 3)}"
+            f"  ADX {_fmt(ind.get('adx'), 1)}  ATR {_fmt(ind.get('atr'), 3)}  vol ratio {_fmt(ind.get('volume_ratio'))}",
+            highlight=False)
+    if risk:
+        console.print(
+            f"  stop {_fmt(risk.get('stop'))}  target {_fmt(risk.get('take_profit'))}  R/R {_fmt(risk.get('reward_risk'))}"
+            f"  Sharpe {_fmt(risk.get('sharpe'))}  max DD {_fmt(risk.get('max_drawdown'))}"
+            f"  vol {_fmt(risk.get('volatility'))}  size {risk.get('shares')} sh"
+            + (f"  [red]blocks: {'; '.join(risk['blocks'])}[/]" if risk.get("blocks") else ""),
+            highlight=False)
+    table = Table(show_lines=False, header_style="bold")
+    for col in ("#", "layer", "model", "score", "result", "latency", "reason"):
+        table.add_column(col, overflow="fold", max_width=70 if col == "reason" else None)
+    for i, layer in enumerate(record["layers"], start=1):
+        result = "[green]pass[/]" if layer["passed"] else "[red]discard[/]"
+        reason = layer["reason"] + (f" [yellow]flags: {'; '.join(layer['flags'])}[/]" if layer.get("flags") else "")
+        table.add_row(str(i), layer["layer"], f"{layer['model']} ({layer['provider']})", _fmt(layer["score"]),
+                      result, f"{layer['latency_ms']:.0f} ms", reason)
+    console.print(table)
+    colour = "green" if record["decision"] == "BUY" else "yellow"
+    where = f" (discarded at {record['discarded_at']})" if record["discarded_at"] else ""
+    console.print(Panel(f"[bold {colour}]{record['decision']}[/]{where}  confidence {_fmt(record['confidence'])}\n"
+                        f"{record['reason']}\n[dim]{record['decision_id']}[/]",
+                        title="decision", border_style=colour, expand=False), highlight=False)

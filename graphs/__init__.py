@@ -1,0 +1,1 @@
+"""LangGraph Studio / LangGraph server entry points (see langgraph.json)."""

@@ -1,0 +1,12 @@
+"""The compiled cascade for LangGraph Studio (``langgraph dev``) and the LangGraph server.
+
+No custom checkpointer: the LangGraph server supplies its own (a custom one breaks ``langgraph dev``).
+Input: ``{"ticker": "PETR4"}`` (optionally ``"as_of": "2025-06-30"``). Config comes from
+config.yaml, .env and the environment, exactly as for the CLI.
+"""
+
+from agent.config import load_settings
+from agent.deps import build_deps
+from agent.graph import build_graph
+
+graph = build_graph(build_deps(load_settings()))

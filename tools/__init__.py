@@ -1,0 +1,1 @@
+"""Deterministic tools: indicators and risk maths. No model ever computes these."""

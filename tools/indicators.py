@@ -1,0 +1,140 @@
+"""Technical indicators computed with the ``ta`` library, warm-up rows masked as NaN.
+
+``ta`` fills the warm-up of ATR and ADX with 0.0 instead of NaN; a zero ATR would make
+every stop sit at the entry price, so those rows are masked here before anyone reads them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+from ta.momentum import RSIIndicator
+from ta.trend import ADXIndicator, EMAIndicator, MACD, SMAIndicator
+from ta.volatility import AverageTrueRange, BollingerBands
+
+RSI_WINDOW = 14
+MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
+BB_WINDOW, BB_STD = 20, 2
+ATR_WINDOW = 14
+ADX_WINDOW = 14
+VOLUME_WINDOW = 20
+SMA_WINDOWS = (20, 50, 200)
+EMA_WINDOWS = (9, 21)
+
+# The rows at the start of each series that ta fills with 0.0 rather than NaN.
+ATR_WARMUP = ATR_WINDOW - 1
+ADX_WARMUP = 2 * ADX_WINDOW - 1
+
+REQUIRED_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+def _masked(series: pd.Series, warmup: int) -> pd.Series:
+    out = series.astype(float).copy()
+    out.iloc[: min(warmup, len(out))] = np.nan
+    return out
+
+
+def indicator_frame(bars: pd.DataFrame) -> pd.DataFrame:
+    """All indicators for every bar. ``bars`` has columns open, high, low, close, volume."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in bars.columns]
+    if missing:
+        raise ValueError(f"bars lack column(s) {missing}")
+    close, high, low, volume = bars["close"], bars["high"], bars["low"], bars["volume"]
+    out = pd.DataFrame(index=bars.index)
+    out["close"] = close
+    out["rsi"] = RSIIndicator(close, window=RSI_WINDOW).rsi()
+    macd = MACD(close, window_slow=MACD_SLOW, window_fast=MACD_FAST, window_sign=MACD_SIGNAL)
+    out["macd"] = macd.macd()
+    out["macd_signal"] = macd.macd_signal()
+    out["macd_hist"] = macd.macd_diff()
+    bb = BollingerBands(close, window=BB_WINDOW, window_dev=BB_STD)
+    out["bb_upper"] = bb.bollinger_hband()
+    out["bb_middle"] = bb.bollinger_mavg()
+    out["bb_lower"] = bb.bollinger_lband()
+    out["bb_percent"] = bb.bollinger_pband()
+    for w in SMA_WINDOWS:
+        out[f"sma_{w}"] = SMAIndicator(close, window=w).sma_indicator()
+    for w in EMA_WINDOWS:
+        out[f"ema_{w}"] = EMAIndicator(close, window=w).ema_indicator()
+    if len(bars) > ATR_WINDOW:
+        out["atr"] = _masked(AverageTrueRange(high, low, close, window=ATR_WINDOW).average_true_range(), ATR_WARMUP)
+    else:
+        out["atr"] = np.nan
+    if len(bars) > ADX_WARMUP + 1:
+        out["adx"] = _masked(ADXIndicator(high, low, close, window=ADX_WINDOW).adx(), ADX_WARMUP)
+    else:
+        out["adx"] = np.nan
+    avg_volume = volume.rolling(VOLUME_WINDOW, min_periods=VOLUME_WINDOW).mean()
+    out["volume_ratio"] = (volume / avg_volume).where(avg_volume > 0)
+    return out
+
+
+class IndicatorSnapshot(BaseModel):
+    """The latest value of every indicator; None where the series is still warming up."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bar_date: str
+    close: float
+    change_1d: float | None
+    change_5d: float | None
+    change_20d: float | None
+    rsi: float | None
+    macd: float | None
+    macd_signal: float | None
+    macd_hist: float | None
+    bb_upper: float | None
+    bb_middle: float | None
+    bb_lower: float | None
+    bb_percent: float | None
+    sma_20: float | None
+    sma_50: float | None
+    sma_200: float | None
+    ema_9: float | None
+    ema_21: float | None
+    atr: float | None
+    adx: float | None
+    volume_ratio: float | None
+
+    def numeric(self) -> dict[str, float]:
+        """The numeric fields that are known, for checking what an LLM quotes."""
+        return {k: v for k, v in self.model_dump().items() if isinstance(v, float)}
+
+
+def _clean(value: float) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else round(value, 6)
+
+
+def _change(close: pd.Series, periods: int) -> float | None:
+    if len(close) <= periods:
+        return None
+    prev = float(close.iloc[-1 - periods])
+    return _clean(float(close.iloc[-1]) / prev - 1.0) if prev > 0 else None
+
+
+def bar_label(ts) -> str:
+    """ISO date for daily bars, ISO date-time for intraday bars."""
+    ts = pd.Timestamp(ts)
+    return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
+
+
+def indicator_snapshot(bars: pd.DataFrame) -> IndicatorSnapshot:
+    """Snapshot of the last bar's indicators (what the technical layer sees)."""
+    if bars.empty:
+        raise ValueError("no bars to compute indicators on")
+    frame = indicator_frame(bars)
+    last = frame.iloc[-1]
+    values = {col: _clean(last[col]) for col in frame.columns if col != "close"}
+    close = bars["close"]
+    return IndicatorSnapshot(
+        bar_date=bar_label(bars.index[-1]),
+        close=round(float(close.iloc[-1]), 6),
+        change_1d=_change(close, 1),
+        change_5d=_change(close, 5),
+        change_20d=_change(close, 20),
+        **values,
+    )

@@ -1,0 +1,194 @@
+"""Risk maths in plain code: Sharpe, drawdown, volatility, stops, targets and position size.
+
+Every number a risk rule depends on is computed here, never by an LLM. The LLM layers may
+only shrink a position (``apply_size_factor``) or discard; nothing here takes their input
+in a direction that adds risk.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+TRADING_DAYS = 252
+
+
+def simple_returns(close: pd.Series) -> pd.Series:
+    return close.astype(float).pct_change().dropna()
+
+
+def sharpe_ratio(returns: pd.Series, risk_free_rate: float = 0.0, periods_per_year: int = TRADING_DAYS) -> float | None:
+    """Annualised Sharpe of periodic returns against an annual risk-free rate.
+
+    None when it is undefined (fewer than two returns, or no variation).
+    """
+    r = pd.Series(returns, dtype=float).dropna()
+    if len(r) < 2:
+        return None
+    rf_per_period = (1.0 + risk_free_rate) ** (1.0 / periods_per_year) - 1.0
+    excess = r - rf_per_period
+    sd = float(excess.std(ddof=1))
+    if not math.isfinite(sd) or sd <= 1e-12:
+        return None
+    return float(excess.mean()) / sd * math.sqrt(periods_per_year)
+
+
+def max_drawdown(close: pd.Series | np.ndarray) -> float:
+    """Largest peak-to-trough fall, as a fraction in [0, 1]. 0 for a series that never falls."""
+    prices = np.asarray(close, dtype=float)
+    prices = prices[np.isfinite(prices)]
+    if prices.size == 0:
+        return 0.0
+    peaks = np.maximum.accumulate(prices)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = np.where(peaks > 0, 1.0 - prices / peaks, 0.0)
+    return float(np.clip(dd.max(), 0.0, 1.0))
+
+
+def annualized_volatility(close: pd.Series, periods_per_year: int = TRADING_DAYS) -> float | None:
+    """Standard deviation of log returns, annualised. None with fewer than two returns."""
+    prices = pd.Series(close, dtype=float)
+    log_r = np.log(prices / prices.shift(1)).dropna()
+    if len(log_r) < 2:
+        return None
+    return float(log_r.std(ddof=1)) * math.sqrt(periods_per_year)
+
+
+def atr_stop(entry: float, atr: float, multiple: float) -> float:
+    """Stop price ``multiple`` ATRs below the entry (never below zero).
+
+    The loss if it is hit is capped by ``position_size``, not by moving the stop.
+    """
+    if entry <= 0 or atr <= 0 or multiple <= 0:
+        raise ValueError("entry, atr and multiple must be positive")
+    return max(entry - multiple * atr, 0.0)
+
+
+def take_profit(entry: float, profit_target: float) -> float:
+    return entry * (1.0 + profit_target)
+
+
+def position_size(
+    capital: float,
+    entry: float,
+    stop: float,
+    max_position_size: float,
+    max_loss_per_trade: float,
+    lot_size: int = 100,
+) -> int:
+    """Shares to buy, in whole lots, inside both caps.
+
+    - value cap: shares x entry <= capital x max_position_size
+    - loss cap:  shares x (entry - stop) <= capital x max_loss_per_trade
+    """
+    if capital <= 0 or entry <= 0 or lot_size < 1:
+        return 0
+    per_share_risk = entry - stop
+    if per_share_risk <= 0:
+        return 0
+    by_value = capital * max_position_size / entry
+    by_loss = capital * max_loss_per_trade / per_share_risk
+    lots = math.floor(min(by_value, by_loss) / lot_size + 1e-9)
+    shares = max(lots, 0) * lot_size
+    # Guard against float rounding pushing a boundary case over a cap.
+    while shares > 0 and (shares * entry > capital * max_position_size + 1e-6
+                          or shares * per_share_risk > capital * max_loss_per_trade + 1e-6):
+        shares -= lot_size
+    return shares
+
+
+def apply_size_factor(shares: int, factor: float, lot_size: int = 100) -> int:
+    """Shrink a position by an LLM's factor. A factor above 1 (or invalid) never grows it."""
+    if not math.isfinite(factor) or factor <= 0:
+        return 0
+    factor = min(factor, 1.0)
+    return int(math.floor(shares * factor / lot_size + 1e-9)) * lot_size
+
+
+class RiskLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    capital: float
+    max_position_size: float
+    max_loss_per_trade: float
+    profit_target: float
+    atr_stop_multiple: float
+    min_reward_risk: float
+    max_volatility: float
+    max_drawdown: float
+    lookback_bars: int
+    risk_free_rate: float
+    lot_size: int
+
+
+class RiskSnapshot(BaseModel):
+    """What the risk rules computed for a long entry at the last close."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entry: float
+    atr: float | None
+    stop: float | None
+    take_profit: float
+    reward_risk: float | None
+    sharpe: float | None
+    max_drawdown: float
+    volatility: float | None
+    lookback_bars: int
+    shares: int
+    position_value: float
+    max_loss: float
+    blocks: list[str]
+
+    def numeric(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.model_dump().items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def risk_snapshot(close: pd.Series, atr: float | None, limits: RiskLimits) -> RiskSnapshot:
+    """Compute the risk snapshot and the list of rules that block a BUY (empty = allowed)."""
+    close = pd.Series(close, dtype=float).dropna()
+    if close.empty or float(close.iloc[-1]) <= 0:
+        raise ValueError("no positive close to size a position on")
+    window = close.iloc[-limits.lookback_bars - 1:]
+    entry = float(close.iloc[-1])
+    blocks: list[str] = []
+    stop = rr = None
+    shares = 0
+    if atr is None or not math.isfinite(atr) or atr <= 0:
+        blocks.append("ATR unavailable: cannot place a stop")
+    else:
+        stop = atr_stop(entry, atr, limits.atr_stop_multiple)
+        tp_distance = entry * limits.profit_target
+        rr = tp_distance / (entry - stop) if entry > stop else None
+        shares = position_size(limits.capital, entry, stop, limits.max_position_size,
+                               limits.max_loss_per_trade, limits.lot_size)
+        if rr is None or rr < limits.min_reward_risk:
+            blocks.append(f"reward/risk {rr if rr is None else round(rr, 2)} below minimum {limits.min_reward_risk}")
+        if shares == 0:
+            blocks.append(f"position size is zero: one lot of {limits.lot_size} at {entry:.2f} breaks the caps")
+    vol = annualized_volatility(window)
+    mdd = max_drawdown(window)
+    if vol is not None and vol > limits.max_volatility:
+        blocks.append(f"volatility {vol:.2f} above maximum {limits.max_volatility}")
+    if mdd > limits.max_drawdown:
+        blocks.append(f"drawdown {mdd:.2f} above maximum {limits.max_drawdown}")
+    sharpe = sharpe_ratio(simple_returns(window), limits.risk_free_rate)
+    r6 = lambda x: None if x is None else round(float(x), 6)  # noqa: E731
+    return RiskSnapshot(
+        entry=r6(entry),
+        atr=r6(atr) if atr is not None and math.isfinite(atr) else None,
+        stop=r6(stop),
+        take_profit=r6(take_profit(entry, limits.profit_target)),
+        reward_risk=r6(rr),
+        sharpe=r6(sharpe),
+        max_drawdown=r6(mdd),
+        volatility=r6(vol),
+        lookback_bars=int(len(window)),
+        shares=int(shares),
+        position_value=r6(shares * entry),
+        max_loss=r6(shares * (entry - stop)) if stop is not None else 0.0,
+        blocks=blocks,
+    )
