@@ -312,9 +312,9 @@ def _describe(loc: tuple, env_for_path: dict[tuple[str, ...], str]) -> str:
     path = tuple(str(p) for p in loc if not isinstance(p, int))
     key = ".".join(path) or "<root>"
     for n in range(len(path), 0, -1):
-        env = env_for_path.get(path[:n])
-        if env:
-            return f"{key} (env {env})"
+        origin = env_for_path.get(path[:n])
+        if origin:
+            return f"{key} ({origin})"
     return key
 
 
@@ -345,13 +345,13 @@ def load_settings(
         raise ConfigError(
             f".env has unknown key(s): {', '.join(sorted(unknown))}. Allowed keys are listed in .env.example"
         )
-    env_for_path = {ENV_KEYS[k]: k for k in env_values}
+    env_for_path = {ENV_KEYS[k]: f"env {k}" for k in env_values}
     for key, value in env_values.items():
         _set_path(raw, ENV_KEYS[key], value)
     for cfg_path, value in (overrides or {}).items():
         if value is not None:
             _set_path(raw, cfg_path, value)
-            env_for_path.setdefault(cfg_path, "command line")
+            env_for_path.setdefault(cfg_path, "command-line option")
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:

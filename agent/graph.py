@@ -221,7 +221,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from agent.trace import announce_defaults, console_err, print_trace
+    from agent.trace import announce_defaults, print_error, print_trace
 
     try:
         if args.as_of:
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         announce_defaults(deps)
         record = run_cascade(build_graph(deps), args.ticker, as_of=args.as_of)
     except (ConfigError, ProviderError) as exc:
-        console_err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        print_error(exc)
         return 2 if isinstance(exc, ConfigError) else 3
     if args.json:
         sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--cycles must be >= 0")
 
     from agent.log import setup_logging
-    from agent.trace import announce_defaults, console_err
+    from agent.trace import announce_defaults, print_error
 
     try:
         settings = load_settings(args.config, overrides={
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(settings)
         deps = build_deps(settings)
     except (ConfigError, ProviderError) as exc:
-        console_err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        print_error(exc)
         return 2 if isinstance(exc, ConfigError) else 3
     announce_defaults(deps)
     graph = build_graph(deps)

@@ -17,15 +17,21 @@ console_out = Console()
 console_err = Console(stderr=True)
 
 
+def print_error(message: object) -> None:
+    """A start-up error on stderr, unwrapped so that commands in it can be copied."""
+    console_err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
 def announce_defaults(deps: CascadeDeps) -> None:
     """Say loudly which embedded defaults this run uses and why (on stderr)."""
     lines = []
     if deps.provider.name == "embedded":
         lines.append(
             "[bold]LLM: EMBEDDED SmolLM2-135M[/] (llama.cpp, in-process) for all five layers.\n"
-            f"  why: {deps.provider.reason}\n"
-            "  A 135M-parameter model cannot judge markets: its scores are NOT meaningful.\n"
-            "  Point OLLAMA_HOST at an Ollama server with the configured models for real analysis.")
+            f"  why: {deps.provider.reason}\n"  # may wrap; the facts below never do
+            "  A 135M model cannot judge markets: its scores are NOT meaningful.\n"
+            "  For real analysis, point OLLAMA_HOST at an Ollama server\n"
+            "  that has the configured models pulled.")
     if "market:sim" in deps.defaults_in_use:
         lines.append("[bold]MARKET DATA: SIMULATED[/] (seeded synthetic bars, not real prices).\n"
                      "  Use --source csv --data-dir DIR for real daily bars.")

@@ -1,0 +1,129 @@
+"""Shared test helpers: settings from defaults, fake chat models per layer, and cascade deps."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatResult
+
+from agent.config import LAYER_NAMES, Settings, load_settings
+from agent.deps import CascadeDeps
+from agent.market import SimProvider
+from agent.metrics import COUNTERS
+from agent.prompts import PromptLibrary
+from agent.providers import ProviderChoice
+from agent.sink import DecisionSink
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DAILY_DIR = SHARED_DATA / "b3" / "daily"
+AS_OF = "2025-06-30"
+FIXED_NOW = datetime(2025, 6, 30, 21, 0, tzinfo=timezone.utc)
+
+# Answers that pass every gate with the default thresholds.
+PASS: dict[str, dict[str, Any]] = {
+    "sentiment": {"sentiment": "positive", "score": 0.9, "reason": "constructive news flow"},
+    "technical": {"trend": "bullish", "score": 0.8, "reason": "MACD above signal", "cited": {}},
+    "risk": {"risk": 0.2, "approve": True, "size_factor": 1.0, "reason": "contained risk"},
+    "data_validation": {"valid": True, "score": 0.9, "issues": [], "reason": "consistent"},
+    "final_score": {"score": 0.9, "reason": "all layers agree"},
+}
+# Answers that each layer's gate discards.
+DISCARD: dict[str, dict[str, Any]] = {
+    "sentiment": {"sentiment": "negative", "score": 0.3, "reason": "bad news"},
+    "technical": {"trend": "bearish", "score": 0.2, "reason": "downtrend"},
+    "risk": {"risk": 0.9, "approve": True, "size_factor": 1.0, "reason": "too volatile"},
+    "data_validation": {"valid": False, "score": 0.2, "issues": ["gap"], "reason": "gap in bars"},
+    "final_score": {"score": 0.5, "reason": "not convinced"},
+}
+# Risk limits loose enough that no deterministic rule blocks on the simulated bars.
+LOOSE_RISK = {
+    ("risk", "min_reward_risk"): 0.0,
+    ("risk", "max_volatility"): 10.0,
+    ("risk", "max_drawdown"): 1.0,
+    ("risk", "capital"): 10_000_000.0,
+    ("llm", "retries"): 0,
+}
+
+
+def make_settings(overrides: dict[tuple[str, ...], Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Settings from config.yaml alone: no .env and no process environment leak into tests."""
+    return load_settings(env_file=None, environ=environ or {}, overrides=overrides)
+
+
+class RaisingChatModel(BaseChatModel):
+    """A fake chat model whose call fails, as a dead or slow Ollama would."""
+
+    error: Exception
+
+    @property
+    def _llm_type(self) -> str:
+        return "raising-fake"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        raise self.error
+
+
+class FakeFactory:
+    """Per-layer fake models. ``answers[layer]`` is a dict (sent as JSON), a raw string or an exception.
+
+    Records which layers were asked, and the schemas they were given.
+    """
+
+    def __init__(self, answers: dict[str, Any]):
+        self.answers = answers
+        self.calls: list[str] = []
+        self.schemas: dict[str, dict] = {}
+
+    def __call__(self, layer: str, schema: dict) -> BaseChatModel:
+        self.schemas[layer] = schema
+        answer = self.answers[layer]
+        factory = self
+
+        if isinstance(answer, Exception):
+            model = RaisingChatModel(error=answer)
+        else:
+            text = answer if isinstance(answer, str) else json.dumps(answer)
+            model = GenericFakeChatModel(messages=iter([AIMessage(content=text)] * 50))
+        original = model.invoke
+
+        def invoke(*args, **kwargs):
+            factory.calls.append(layer)
+            return original(*args, **kwargs)
+
+        object.__setattr__(model, "invoke", invoke)
+        return model
+
+
+def make_deps(tmp_path: Path, answers: dict[str, Any] | None = None, settings: Settings | None = None,
+              market=None, factory: FakeFactory | None = None) -> CascadeDeps:
+    settings = settings or make_settings(LOOSE_RISK)
+    factory = factory or FakeFactory({**PASS, **(answers or {})})
+    return CascadeDeps(
+        settings=settings,
+        market=market or SimProvider(seed=settings.market.sim_seed),
+        provider=ProviderChoice("fake", "tests", {layer: f"fake-{layer}" for layer in LAYER_NAMES}),
+        model_factory=factory,
+        prompts=PromptLibrary(),
+        sink=DecisionSink(tmp_path / "logs"),
+        clock=lambda: FIXED_NOW,
+        sleep=lambda s: None,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters():
+    COUNTERS.reset()
+    yield
+
+
+def require_shared_data() -> Path:
+    if not DAILY_DIR.is_dir():
+        pytest.skip(f"reference data not found at {DAILY_DIR}")
+    return DAILY_DIR
