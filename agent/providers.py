@@ -11,6 +11,7 @@ from typing import Callable, Literal
 
 import httpx
 from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_ollama import ChatOllama
 
 from agent.config import LAYER_NAMES, Settings
 from agent.embedded import EMBEDDED_MODEL_NAME, EmbeddedChatModel, embedded_runtime_available, find_embedded_gguf
@@ -29,6 +30,17 @@ class ProviderChoice:
     @property
     def is_embedded_default(self) -> bool:
         return self.name == "embedded"
+
+
+class WholeReplyChatOllama(ChatOllama):
+    """ChatOllama asking for one non-streamed reply, so OLLAMA_TIMEOUT bounds the whole generation.
+
+    httpx's timeout applies to each read: on a streamed reply it would only bound each token,
+    and a slow model could hold a layer far past the timeout.
+    """
+
+    def _chat_params(self, messages, stop=None, **kwargs):
+        return super()._chat_params(messages, stop, **{"stream": False, **kwargs})
 
 
 def canonical_model(name: str) -> str:
@@ -96,10 +108,9 @@ def resolve_provider(settings: Settings, requested: str | None = None) -> Provid
 def make_model_factory(choice: ProviderChoice, settings: Settings) -> ModelFactory:
     """A factory of per-layer chat models for the chosen provider."""
     if choice.name == "ollama":
-        from langchain_ollama import ChatOllama
 
         def ollama_model(layer: str, schema: dict) -> BaseChatModel:
-            return ChatOllama(
+            return WholeReplyChatOllama(
                 model=settings.layers.model_for(layer),
                 base_url=settings.ollama.host,
                 format=schema,
