@@ -30,7 +30,7 @@ from agent.metrics import COUNTERS
 from agent.record import DecisionRecord, Position, combined_prompt_version, decision_id
 from agent.sink import B3_TZ
 from agent.state import CascadeState
-from tools.indicators import bar_label, indicator_snapshot
+from tools.indicators import bar_label, indicator_snapshot, timeframe_summary
 from tools.risk import RiskLimits, apply_size_factor, risk_snapshot
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -58,6 +58,9 @@ def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
         return _tool_failure("market_data", exc)
     frame = bars.frame
     last = pd.Timestamp(frame.index[-1])
+    timeframes = [timeframe_summary(frame, bars.timeframe).model_dump(mode="json")]
+    for tf in (s.market.timeframes.secondary, s.market.timeframes.tertiary):
+        timeframes.append(_secondary_timeframe(deps, ticker, tf, end))
     today = end or deps.clock().astimezone(B3_TZ).date()
     return {
         "ticker": ticker,
@@ -68,10 +71,21 @@ def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
             "bar_age_days": (today - last.date()).days,
             "n_bars": len(frame),
             "report": bars.report.model_dump(mode="json"),
+            "timeframes": timeframes,
             "bars": {"date": [bar_label(t) for t in frame.index],
                      **{c: [float(v) for v in frame[c]] for c in BAR_COLUMNS}},
         },
     }
+
+
+def _secondary_timeframe(deps: CascadeDeps, ticker: str, timeframe: str, end: date | None) -> dict[str, Any]:
+    """Summary of a confirmation timeframe; its absence is recorded, never fatal."""
+    try:
+        bars = deps.market.get_bars(ticker, timeframe, end=end, lookback=deps.settings.market.intraday_lookback_bars)
+        return timeframe_summary(bars.frame, timeframe).model_dump(mode="json")
+    except (AgentError, ValueError, KeyError, OSError) as exc:
+        COUNTERS.inc("timeframe_unavailable_total", timeframe=timeframe)
+        return {"timeframe": timeframe, "unavailable": str(exc)}
 
 
 def bars_frame(state: CascadeState) -> pd.DataFrame:
@@ -156,6 +170,7 @@ def decide(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
         indicators=state.get("indicators"),
         risk=risk,
         data_report=market.get("report"),
+        timeframes=market.get("timeframes"),
         data_source=market.get("source") or getattr(deps.market, "name", "unknown"),
         llm_provider=deps.provider.name,
         defaults_in_use=deps.defaults_in_use,

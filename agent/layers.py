@@ -77,7 +77,7 @@ def sentiment_inputs(state: CascadeState) -> dict[str, Any]:
 
 
 def technical_inputs(state: CascadeState) -> dict[str, Any]:
-    return {"indicators": _indicators(state)}
+    return {"indicators": _indicators(state), "timeframes": (state.get("market") or {}).get("timeframes", [])}
 
 
 def _risk_view(state: CascadeState) -> dict[str, Any]:

@@ -34,6 +34,8 @@ class BarsReport(BaseModel):
     rows_in: int = Field(ge=0)
     rows_out: int = Field(ge=0)
     dropped: dict[str, int] = Field(default_factory=dict)
+    repaired: dict[str, int] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
     first_bar: str | None = None
     last_bar: str | None = None
 
@@ -60,10 +62,23 @@ class MarketDataProvider(Protocol):
     def get_bars(self, ticker: str, timeframe: str = "1d", end: date | None = None, lookback: int = 300) -> Bars: ...
 
 
-def validate_bars(raw: pd.DataFrame) -> tuple[pd.DataFrame, BarsReport]:
-    """Sort, de-duplicate and drop broken rows; count every drop by reason."""
+# A daily close-to-close move larger than this is treated as a split or broken data.
+DEFAULT_MAX_JUMP = 0.40
+# How far open/close may sit outside [low, high] before a row is dropped instead of repaired.
+REPAIR_TOLERANCE = 0.005
+# Regular B3 cash session hours (local time): bars opening outside them are after-hours prints.
+SESSION_FIRST_BAR, SESSION_END = "10:00", "18:00"
+
+
+def validate_bars(raw: pd.DataFrame, *, is_index: bool = False, max_jump: float = DEFAULT_MAX_JUMP) -> tuple[pd.DataFrame, BarsReport]:
+    """Sort, de-duplicate, repair or drop broken rows; count every change by reason.
+
+    ``is_index``: an index (IBOV) has no meaningful volume, so zero volume is not a defect.
+    """
     rows_in = len(raw)
     dropped: dict[str, int] = {}
+    repaired: dict[str, int] = {}
+    notes: list[str] = []
 
     def drop(mask: pd.Series, reason: str, df: pd.DataFrame) -> pd.DataFrame:
         n = int(mask.sum())
@@ -74,28 +89,51 @@ def validate_bars(raw: pd.DataFrame) -> tuple[pd.DataFrame, BarsReport]:
 
     df = raw[OHLCV].apply(pd.to_numeric, errors="coerce")
     df = df[~df.index.isna()]
-    dropped_idx = rows_in - len(df)
-    if dropped_idx:
-        dropped["bad_timestamp"] = dropped_idx
+    if rows_in - len(df):
+        dropped["bad_timestamp"] = rows_in - len(df)
     if not df.index.is_monotonic_increasing:
         df = df.sort_index(kind="stable")
     df = drop(pd.Series(df.index.duplicated(keep="last"), index=df.index), "duplicate_timestamp", df)
-    df = drop(df[["open", "high", "low", "close"]].isna().any(axis=1), "nan_price", df)
-    df = drop((df[["open", "high", "low", "close"]] <= 0).any(axis=1), "non_positive_price", df)
+    prices = ["open", "high", "low", "close"]
+    df = drop(df[prices].isna().any(axis=1), "nan_price", df)
+    df = drop((df[prices] <= 0).any(axis=1), "non_positive_price", df)
     df = drop(df["high"] < df["low"], "high_below_low", df)
-    tol = 1e-9
-    outside = (df[["open", "close"]].max(axis=1) > df["high"] * (1 + tol)) | (
-        df[["open", "close"]].min(axis=1) < df["low"] * (1 - tol))
-    df = drop(outside, "open_close_outside_range", df)
+    body_hi, body_lo = df[["open", "close"]].max(axis=1), df[["open", "close"]].min(axis=1)
+    outside = (body_hi > df["high"]) | (body_lo < df["low"])
+    far = (body_hi > df["high"] * (1 + REPAIR_TOLERANCE)) | (body_lo < df["low"] * (1 - REPAIR_TOLERANCE))
+    df = drop(far, "open_close_outside_range", df)
+    near = outside & ~far
+    if near.any():  # rounding in the source: widen the range to include open and close
+        near = near.loc[df.index]
+        df.loc[near, "high"] = df.loc[near, ["high", "open", "close"]].max(axis=1)
+        df.loc[near, "low"] = df.loc[near, ["low", "open", "close"]].min(axis=1)
+        repaired["range_widened_to_open_close"] = int(near.sum())
     df["volume"] = df["volume"].fillna(0.0)
     df = drop(df["volume"] < 0, "negative_volume", df)
     flat = (df["open"] == df["high"]) & (df["high"] == df["low"]) & (df["low"] == df["close"]) & (df["volume"] == 0)
-    df = drop(flat, "flat_zero_volume", df)
+    df = drop(flat, "flat_zero_volume", df)  # pre-2018 holidays in Yahoo's B3 files
+    intraday = len(df) > 0 and bool((df.index != df.index.normalize()).any())
+    if intraday:
+        clock = df.index.strftime("%H:%M")
+        df = drop(pd.Series((clock < SESSION_FIRST_BAR) | (clock >= SESSION_END), index=df.index), "after_hours", df)
+    elif len(df) > 1:  # on the prices as given: dropping untraded rows first could hide a split
+        change = df["close"].pct_change().abs()
+        jumps = change[change > max_jump]
+        if not jumps.empty:  # keep only the bars after the last split-like jump
+            cut = jumps.index[-1]
+            before = df.index < cut
+            notes.append(f"close moved {df['close'].pct_change().loc[cut]:+.0%} on {cut.date()} (split or broken "
+                         f"data, threshold {max_jump:.0%}): the {int(before.sum())} bars before it were dropped")
+            df = drop(pd.Series(before, index=df.index), "before_price_jump", df)
+    if not is_index:
+        df = drop(df["volume"] == 0, "zero_volume", df)  # no trade: the price is a stale carry-over
     label = lambda ts: pd.Timestamp(ts).isoformat()  # noqa: E731
     report = BarsReport(
         rows_in=rows_in,
         rows_out=len(df),
         dropped=dropped,
+        repaired=repaired,
+        notes=notes,
         first_bar=label(df.index[0]) if len(df) else None,
         last_bar=label(df.index[-1]) if len(df) else None,
     )
@@ -112,11 +150,17 @@ def _ticker_seed(ticker: str, seed: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{ticker}:{seed}".encode()).digest()[:8], "big")
 
 
-class SimProvider:
-    """Seeded synthetic daily OHLCV for any ticker, so the product runs with no network.
+SIM_INTRADAY_MINUTES = {"1h": 60, "30m": 30, "15m": 15, "5m": 5}
+SIM_SESSION_MINUTES = 7 * 60  # 10:00 to 17:00
 
-    The series starts on a fixed date and is generated row by row from one seeded stream,
-    so the bars up to a date never change when later bars are added (no look-ahead).
+
+class SimProvider:
+    """Seeded synthetic OHLCV for any ticker, so the product runs with no network.
+
+    The daily series starts on a fixed date and is generated row by row from one seeded stream,
+    so the bars up to a date never change when later bars are added (no look-ahead). Intraday
+    bars split each simulated day with a Brownian bridge from its open to its close, seeded by
+    the day, so they agree with the daily bars and are just as stable.
     """
 
     name = "sim"
@@ -128,15 +172,39 @@ class SimProvider:
 
     def get_bars(self, ticker: str, timeframe: str = "1d", end: date | None = None, lookback: int = 300) -> Bars:
         ticker = normalize_ticker(ticker)
-        if timeframe != "1d":
-            raise DataError(f"sim provider: timeframe {timeframe!r} is not generated (only 1d)")
+        if timeframe != "1d" and timeframe not in SIM_INTRADAY_MINUTES:
+            raise DataError(f"sim provider: timeframe {timeframe!r} is not generated "
+                            f"(1d, {', '.join(SIM_INTRADAY_MINUTES)})")
         last = pd.Timestamp(end or self.today or date.today())
         full = self._series(ticker, last.date().isoformat())
+        if timeframe != "1d":
+            per_day = SIM_SESSION_MINUTES // SIM_INTRADAY_MINUTES[timeframe]
+            days = full.iloc[-(lookback // per_day + 2):]
+            full = pd.concat([self._intraday(ticker, ts, row, timeframe) for ts, row in days.iterrows()])
         raw = _window(full, end, lookback)
         if raw.empty:
             raise DataError(f"sim provider: no bars for {ticker} up to {last.date()}")
         frame, report = validate_bars(raw)
         return Bars(ticker, timeframe, self.name, frame, report)
+
+    def _intraday(self, ticker: str, day: pd.Timestamp, daily: pd.Series, timeframe: str) -> pd.DataFrame:
+        step = SIM_INTRADAY_MINUTES[timeframe]
+        n = SIM_SESSION_MINUTES // step
+        rng = np.random.default_rng(_ticker_seed(f"{ticker}:{day.date()}:{timeframe}", self.seed))
+        # Brownian bridge of log prices from the day's open to its close.
+        walk = np.concatenate([[0.0], np.cumsum(rng.standard_normal(n))])
+        t = np.linspace(0.0, 1.0, n + 1)
+        bridge = walk - t * walk[-1]
+        span = math.log(daily["high"] / daily["low"]) / 4.0
+        path = np.exp(math.log(daily["open"]) + t * math.log(daily["close"] / daily["open"])
+                      + bridge * span / max(np.abs(bridge).max(), 1e-9))
+        opens, closes = path[:-1], path[1:]
+        wick = np.abs(rng.standard_normal((n, 2))) * span * 0.2
+        highs = np.maximum(opens, closes) * np.exp(wick[:, 0])
+        lows = np.minimum(opens, closes) * np.exp(-wick[:, 1])
+        index = pd.DatetimeIndex([day + pd.Timedelta(hours=10, minutes=i * step) for i in range(n)], name="date")
+        volume = np.round(daily["volume"] / n * np.exp(0.3 * rng.standard_normal(n)))
+        return pd.DataFrame({"open": opens, "high": highs, "low": lows, "close": closes, "volume": volume}, index=index)
 
     @lru_cache(maxsize=64)  # noqa: B019 - a handful of tickers per process
     def _series(self, ticker: str, last_day: str) -> pd.DataFrame:
@@ -170,48 +238,73 @@ class SimProvider:
         )
 
 
-class CsvProvider:
-    """Per-ticker daily CSVs in the Yahoo layout (``Date,Open,High,Low,Close,Volume``, any column order).
+INTRADAY_FILE_SUFFIX = {"1h": "60min", "30m": "30min", "15m": "15min", "5m": "5min", "1m": "1min"}
+INDEX_TICKERS = frozenset({"IBOV", "BVSP", "^BVSP"})
+PROFITCHART_COLUMNS = ["symbol", "day", "time", "open", "high", "low", "close", "fin_volume", "volume"]
 
-    Files are looked up as ``<TICKER>.SA.csv`` or ``<TICKER>.csv`` in ``data_dir``.
+
+def is_index_ticker(ticker: str) -> bool:
+    return ticker.upper() in INDEX_TICKERS
+
+
+class CsvProvider:
+    """Per-ticker CSV files, in any of the layouts B3 users actually have:
+
+    - Yahoo daily: ``Date,Open,High,Low,Close,Volume`` in any column order (``<TICKER>.SA.csv``);
+    - Yahoo with ``Adj Close``: prices are rescaled by Adj Close / Close (dividend-adjusted);
+    - yfinance's multi-line header (``Price,...`` / ``Ticker,...`` / ``Date,...``, as in BVSP.csv);
+    - ProfitChart exports (``<TICKER>_B_0_60min.csv``): no header, ``;``-separated, decimal comma,
+      newest bar first, ``symbol;dd/mm/yyyy;HH:MM:SS;open;high;low;close;financial volume;quantity``.
+
+    Files are looked for in ``data_dir`` and in its ``daily/`` and ``intraday/`` sub-folders.
     """
 
     name = "csv"
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, max_jump: float = DEFAULT_MAX_JUMP):
         self.data_dir = Path(data_dir)
+        self.max_jump = max_jump
         if not self.data_dir.is_dir():
             raise ConfigError(f"market.data_dir (env MARKET_DATA_DIR): {self.data_dir} is not a directory")
 
-    def path_for(self, ticker: str) -> Path | None:
+    def path_for(self, ticker: str, timeframe: str = "1d") -> Path | None:
         t = normalize_ticker(ticker)
-        for name in (f"{t}.SA.csv", f"{t}.csv", f"{t.lstrip('^')}.csv"):
-            p = self.data_dir / name
-            if p.is_file():
-                return p
+        if timeframe == "1d":
+            names = [f"{t}.SA.csv", f"{t}.csv", f"{t.lstrip('^')}.csv"]
+            if t in ("IBOV", "^BVSP"):
+                names.append("BVSP.csv")
+        elif timeframe in INTRADAY_FILE_SUFFIX:
+            alias = "IBOV" if t in ("BVSP", "^BVSP") else t
+            names = [f"{alias}_B_0_{INTRADAY_FILE_SUFFIX[timeframe]}.csv", f"{alias}_{timeframe}.csv"]
+        else:
+            return None
+        for folder in (self.data_dir, self.data_dir / "daily", self.data_dir / "intraday"):
+            for name in names:
+                if (folder / name).is_file():
+                    return folder / name
         return None
 
     def get_bars(self, ticker: str, timeframe: str = "1d", end: date | None = None, lookback: int = 300) -> Bars:
         ticker = normalize_ticker(ticker)
-        if timeframe != "1d":
-            raise DataError(f"csv provider: timeframe {timeframe!r} is not supported (only 1d)")
-        path = self.path_for(ticker)
+        path = self.path_for(ticker, timeframe)
         if path is None:
-            raise DataError(f"csv provider: no file for {ticker} in {self.data_dir} (expected {ticker}.SA.csv)")
-        full, report = _load_csv(str(path), path.stat().st_mtime_ns)
+            raise DataError(f"csv provider: no {timeframe} file for {ticker} in {self.data_dir} "
+                            f"(expected {ticker}.SA.csv for 1d, {ticker}_B_0_60min.csv for 1h)")
+        full, report = _load_csv(str(path), path.stat().st_mtime_ns, is_index_ticker(ticker), self.max_jump)
         frame = _window(full, end, lookback)
         if frame.empty:
             raise DataError(f"csv provider: {path.name} has no valid bars up to {end}")
         return Bars(ticker, timeframe, self.name, frame, report)
 
 
-@lru_cache(maxsize=32)
-def _load_csv(path: str, _mtime_ns: int) -> tuple[pd.DataFrame, BarsReport]:
-    """Parse and validate one file (cached per path and modification time)."""
-    try:
-        raw = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise DataError(f"csv provider: cannot read {path}: {exc}") from exc
+def _read_profitchart(path: str) -> pd.DataFrame:
+    raw = pd.read_csv(path, sep=";", header=None, decimal=",", names=PROFITCHART_COLUMNS, dtype={"time": str})
+    stamps = pd.to_datetime(raw["day"] + " " + raw["time"], format="%d/%m/%Y %H:%M:%S", errors="coerce")
+    return raw.set_index(pd.DatetimeIndex(stamps, name="date"))
+
+
+def _read_yahoo(path: str) -> pd.DataFrame:
+    raw = pd.read_csv(path)
     raw.columns = [str(c).strip().lower().replace(" ", "_") for c in raw.columns]
     if "price" in raw.columns and "date" not in raw.columns:  # yfinance multi-line header
         raw = raw.rename(columns={"price": "date"})
@@ -222,9 +315,26 @@ def _load_csv(path: str, _mtime_ns: int) -> tuple[pd.DataFrame, BarsReport]:
     raw = raw.set_index(pd.DatetimeIndex(dates, name="date"))
     if raw.index.tz is not None:
         raw.index = raw.index.tz_localize(None)
-    frame, report = validate_bars(raw)
-    if report.dropped:
-        logger.debug("{}: dropped {} while validating", Path(path).name, report.dropped)
+    if "adj_close" in raw.columns:
+        close = pd.to_numeric(raw["close"], errors="coerce")
+        factor = pd.to_numeric(raw["adj_close"], errors="coerce") / close.where(close > 0)
+        for col in ("open", "high", "low", "close"):
+            raw[col] = pd.to_numeric(raw[col], errors="coerce") * factor
+    return raw
+
+
+@lru_cache(maxsize=64)
+def _load_csv(path: str, _mtime_ns: int, is_index: bool, max_jump: float) -> tuple[pd.DataFrame, BarsReport]:
+    """Parse and validate one file (cached per path and modification time)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            first = fh.readline()
+        raw = _read_profitchart(path) if first.count(";") >= 6 else _read_yahoo(path)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"csv provider: cannot read {path}: {exc}") from exc
+    frame, report = validate_bars(raw, is_index=is_index, max_jump=max_jump)
+    if report.dropped or report.notes:
+        logger.debug("{}: dropped {} {}", Path(path).name, report.dropped, " ".join(report.notes))
     return frame, report
 
 
@@ -237,10 +347,10 @@ def make_market_provider(settings: Settings, source: str | None = None, data_dir
     if source == "csv":
         if data_dir is None:
             raise ConfigError("market.data_dir (env MARKET_DATA_DIR, flag --data-dir) is required with --source csv")
-        return CsvProvider(data_dir)
+        return CsvProvider(data_dir, settings.market.max_jump)
     if source == "auto":
         if data_dir is not None and Path(data_dir).is_dir():
-            return CsvProvider(data_dir)
+            return CsvProvider(data_dir, settings.market.max_jump)
         logger.warning("market source auto: no live provider is available and no data dir is set; "
                        "using SIMULATED bars (records are tagged data_source=sim)")
         return SimProvider(seed=settings.market.sim_seed)

@@ -59,6 +59,7 @@ class DecisionRecord(BaseModel):
     indicators: dict[str, Any] | None
     risk: dict[str, Any] | None
     data_report: dict[str, Any] | None
+    timeframes: list[dict[str, Any]] | None  # primary, secondary, tertiary summaries (or why unavailable)
     # provenance
     data_source: str
     llm_provider: str

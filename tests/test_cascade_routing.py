@@ -128,7 +128,7 @@ def test_market_data_failure_is_hold_with_reason_and_no_llm_call(tmp_path):
     record, _, _ = decide(tmp_path, factory=factory, market=CsvProvider(tmp_path / "data"))
     assert record["decision"] == "HOLD"
     assert record["discarded_at"] == "market_data"
-    assert "no file for PETR4" in record["reason"]
+    assert "no 1d file for PETR4" in record["reason"]
     assert record["layers"] == [] and factory.calls == []
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from agent.errors import ConfigError, DataError
 from agent.market import CsvProvider, SimProvider, validate_bars
-from tests.conftest import require_shared_data
+from tests.conftest import DAILY_DIR, require_shared_data
 
 
 def test_csv_loads_every_real_daily_file():
@@ -54,7 +54,7 @@ def test_csv_errors_are_specific(tmp_path):
     (tmp_path / "BAD.SA.csv").write_text("Date,Price\n2024-01-02,10\n")
     with pytest.raises(DataError, match="lacks column"):
         CsvProvider(tmp_path).get_bars("BAD")
-    with pytest.raises(DataError, match="no file for XPTO3"):
+    with pytest.raises(DataError, match="no 1d file for XPTO3"):
         CsvProvider(tmp_path).get_bars("XPTO3")
 
 
@@ -86,3 +86,69 @@ def test_sim_bars_are_valid_and_plausible():
     assert report.dropped == {}
     assert 1.0 < f["close"].min() and f["close"].max() < 500.0  # realistic B3 price levels
     assert f.index[-1] == pd.Timestamp("2025-06-30")
+
+
+# ------------------------------------------------------------------ real-data quirks and layouts
+
+INTRADAY_DIR = DAILY_DIR.parent / "intraday"
+
+
+def test_bbdc4_broken_history_before_june_2009_is_cut_with_a_note():
+    bars = CsvProvider(require_shared_data()).get_bars("BBDC4", lookback=100_000)
+    assert bars.frame.index[0] >= pd.Timestamp("2009-05-29")
+    assert bars.report.dropped["before_price_jump"] > 300
+    assert any("2009-05-29" in note and "-43%" in note for note in bars.report.notes)
+
+
+def test_every_intraday_file_loads_and_after_hours_bars_are_dropped():
+    require_shared_data()
+    provider = CsvProvider(DAILY_DIR.parent)
+    files = sorted(INTRADAY_DIR.glob("*_B_0_60min.csv"))
+    assert len(files) >= 4
+    for path in files:
+        ticker = path.name.split("_")[0]
+        bars = provider.get_bars(ticker, "1h", lookback=100_000)
+        f = bars.frame
+        raw_rows = sum(1 for _ in open(path, encoding="utf-8"))
+        assert bars.report.rows_in == raw_rows
+        assert f.index.is_monotonic_increasing, "ProfitChart files are newest-first"
+        clock = f.index.strftime("%H:%M")
+        assert (clock >= "10:00").all() and (clock < "18:00").all()
+        if ticker != "IBOV":
+            assert bars.report.dropped.get("after_hours", 0) > 0, f"{ticker}: 18:15/19:25 prints must go"
+
+
+def test_profitchart_values_use_decimal_comma_and_the_right_columns():
+    bars = CsvProvider(require_shared_data().parent).get_bars("PETR4", "1h", lookback=100_000)
+    # First line of the file: PETR4;30/12/2025;17:00:00;30,93;30,96;30,82;30,82;175515252,00;5686700
+    last = bars.frame.loc[pd.Timestamp("2025-12-30 17:00")]
+    assert (last["open"], last["high"], last["low"], last["close"], last["volume"]) == (30.93, 30.96, 30.82, 30.82, 5686700)
+
+
+def test_yahoo_layout_with_adj_close_is_dividend_adjusted(tmp_path):
+    (tmp_path / "XPTO3.SA.csv").write_text(
+        "Date,Open,High,Low,Close,Adj Close,Volume\n"
+        "2024-01-02,10,11,9,10,9,100\n"
+        "2024-01-03,10,12,10,11,11,100\n")
+    f = CsvProvider(tmp_path).get_bars("XPTO3").frame
+    assert list(f["close"]) == [9.0, 11.0]
+    assert f.iloc[0][["open", "high", "low"]].tolist() == pytest.approx([9.0, 9.9, 8.1])
+
+
+def test_index_zero_volume_is_not_a_defect():
+    bars = CsvProvider(require_shared_data()).get_bars("IBOV", lookback=100_000)
+    assert "zero_volume" not in bars.report.dropped
+    assert bars.report.rows_out == 4331  # the BVSP.csv validation table: 4,331 trading days
+
+
+def test_sim_intraday_agrees_with_daily_and_never_changes_the_past():
+    sim = SimProvider()
+    daily = sim.get_bars("VALE3", end=date(2025, 6, 30), lookback=5).frame
+    hourly = sim.get_bars("VALE3", "1h", end=date(2025, 6, 30), lookback=35).frame
+    for day, row in daily.iterrows():
+        bars = hourly.loc[hourly.index.normalize() == day]
+        if len(bars) == 7:
+            assert bars["open"].iloc[0] == pytest.approx(row["open"])
+            assert bars["close"].iloc[-1] == pytest.approx(row["close"])
+    later = sim.get_bars("VALE3", "1h", end=date(2025, 7, 3), lookback=70).frame
+    pd.testing.assert_frame_equal(hourly, later.loc[hourly.index])

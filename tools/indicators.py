@@ -138,3 +138,41 @@ def indicator_snapshot(bars: pd.DataFrame) -> IndicatorSnapshot:
         change_20d=_change(close, 20),
         **values,
     )
+
+
+class TimeframeSummary(BaseModel):
+    """A short view of one timeframe for the technical layer (multi-timeframe confirmation)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeframe: str
+    bars: int
+    last_bar: str
+    close: float
+    change: float | None  # over the bars given
+    rsi: float | None
+    ema_9_above_21: bool | None
+    trend: str  # up | down | flat, from the slope of SMA 20 over its last 5 bars
+
+
+def timeframe_summary(bars: pd.DataFrame, timeframe: str) -> TimeframeSummary:
+    if bars.empty:
+        raise ValueError(f"no {timeframe} bars to summarise")
+    close = bars["close"].astype(float)
+    rsi = _clean(RSIIndicator(close, window=RSI_WINDOW).rsi().iloc[-1]) if len(close) > RSI_WINDOW else None
+    ema_fast = EMAIndicator(close, window=EMA_WINDOWS[0]).ema_indicator().iloc[-1]
+    ema_slow = EMAIndicator(close, window=EMA_WINDOWS[1]).ema_indicator().iloc[-1]
+    sma = SMAIndicator(close, window=20).sma_indicator()
+    slope = (sma.iloc[-1] / sma.iloc[-6] - 1.0) if len(sma.dropna()) >= 6 else float("nan")
+    trend = "flat" if not math.isfinite(slope) or abs(slope) < 0.002 else ("up" if slope > 0 else "down")
+    both = math.isfinite(ema_fast) and math.isfinite(ema_slow)
+    return TimeframeSummary(
+        timeframe=timeframe,
+        bars=len(close),
+        last_bar=bar_label(bars.index[-1]),
+        close=round(float(close.iloc[-1]), 6),
+        change=_clean(close.iloc[-1] / close.iloc[0] - 1.0) if close.iloc[0] > 0 else None,
+        rsi=rsi,
+        ema_9_above_21=bool(ema_fast > ema_slow) if both else None,
+        trend=trend,
+    )
