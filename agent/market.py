@@ -140,7 +140,7 @@ def validate_bars(raw: pd.DataFrame, *, is_index: bool = False, max_jump: float 
     return df, report
 
 
-def _window(df: pd.DataFrame, end: date | None, lookback: int) -> pd.DataFrame:
+def window_bars(df: pd.DataFrame, end: date | None, lookback: int) -> pd.DataFrame:
     if end is not None:
         df = df.loc[df.index < pd.Timestamp(end) + pd.Timedelta(days=1)]
     return df.iloc[-lookback:]
@@ -181,7 +181,7 @@ class SimProvider:
             per_day = SIM_SESSION_MINUTES // SIM_INTRADAY_MINUTES[timeframe]
             days = full.iloc[-(lookback // per_day + 2):]
             full = pd.concat([self._intraday(ticker, ts, row, timeframe) for ts, row in days.iterrows()])
-        raw = _window(full, end, lookback)
+        raw = window_bars(full, end, lookback)
         if raw.empty:
             raise DataError(f"sim provider: no bars for {ticker} up to {last.date()}")
         frame, report = validate_bars(raw)
@@ -291,7 +291,7 @@ class CsvProvider:
             raise DataError(f"csv provider: no {timeframe} file for {ticker} in {self.data_dir} "
                             f"(expected {ticker}.SA.csv for 1d, {ticker}_B_0_60min.csv for 1h)")
         full, report = _load_csv(str(path), path.stat().st_mtime_ns, is_index_ticker(ticker), self.max_jump)
-        frame = _window(full, end, lookback)
+        frame = window_bars(full, end, lookback)
         if frame.empty:
             raise DataError(f"csv provider: {path.name} has no valid bars up to {end}")
         return Bars(ticker, timeframe, self.name, frame, report)
