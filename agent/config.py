@@ -95,7 +95,7 @@ class DecisionSettings(_Strict):
 
 
 class RiskSettings(_Strict):
-    capital: float = Field(100_000.0, gt=0)
+    capital: float = Field(100_000.0, gt=0, le=1e12)
     max_position_size: float = Field(0.10, gt=0.0, le=1.0)
     max_loss_per_trade: float = Field(0.02, gt=0.0, le=0.5)
     profit_target: float = Field(0.06, gt=0.0, le=5.0)

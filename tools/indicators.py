@@ -59,11 +59,11 @@ def indicator_frame(bars: pd.DataFrame) -> pd.DataFrame:
         out[f"sma_{w}"] = SMAIndicator(close, window=w).sma_indicator()
     for w in EMA_WINDOWS:
         out[f"ema_{w}"] = EMAIndicator(close, window=w).ema_indicator()
-    if len(bars) > ATR_WINDOW:
+    if len(bars) > ATR_WARMUP:
         out["atr"] = _masked(AverageTrueRange(high, low, close, window=ATR_WINDOW).average_true_range(), ATR_WARMUP)
     else:
         out["atr"] = np.nan
-    if len(bars) > ADX_WARMUP + 1:
+    if len(bars) > ADX_WARMUP:
         out["adx"] = _masked(ADXIndicator(high, low, close, window=ADX_WINDOW).adx(), ADX_WARMUP)
     else:
         out["adx"] = np.nan

@@ -84,6 +84,8 @@ def position_size(
     - value cap: shares x entry <= capital x max_position_size
     - loss cap:  shares x (entry - stop) <= capital x max_loss_per_trade
     """
+    if not all(math.isfinite(x) for x in (capital, entry, stop, max_position_size, max_loss_per_trade)):
+        return 0  # a NaN would silently disable a cap
     if capital <= 0 or entry <= 0 or lot_size < 1:
         return 0
     per_share_risk = entry - stop
