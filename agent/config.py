@@ -119,6 +119,7 @@ class MarketSettings(_Strict):
     data_dir: Path | None = None
     lookback_bars: int = Field(300, ge=30, le=20_000)
     min_bars: int = Field(60, ge=30, le=20_000)
+    max_stale_sessions: int = Field(1, ge=0, le=250)
     max_bar_age_days: int = Field(5, ge=1, le=3650)
     max_jump: float = Field(0.40, gt=0.0, le=10.0)
     intraday_lookback_bars: int = Field(120, ge=30, le=20_000)

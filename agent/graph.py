@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +58,7 @@ def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
         return _tool_failure("market_data", exc)
     frame = bars.frame
     last = pd.Timestamp(frame.index[-1])
+    now = datetime.combine(end, time(23, 59), B3_TZ) if end else deps.clock()
     timeframes = [timeframe_summary(frame, bars.timeframe).model_dump(mode="json")]
     for tf in (s.market.timeframes.secondary, s.market.timeframes.tertiary):
         timeframes.append(_secondary_timeframe(deps, ticker, tf, end))
@@ -69,6 +70,7 @@ def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
             "timeframe": bars.timeframe,
             "bar_date": bar_label(last),
             "bar_age_days": (today - last.date()).days,
+            **(session_checks(frame, now) if bars.timeframe == "1d" else {}),
             "n_bars": len(frame),
             "report": bars.report.model_dump(mode="json"),
             "timeframes": timeframes,
@@ -76,6 +78,25 @@ def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
                      **{c: [float(v) for v in frame[c]] for c in BAR_COLUMNS}},
         },
     }
+
+
+def session_checks(frame: pd.DataFrame, now: datetime) -> dict[str, Any]:
+    """Daily bars against the B3 calendar: sessions missing from the window, and sessions behind now."""
+    from agent.b3calendar import default_calendar
+
+    cal = default_calendar()
+    first, last = frame.index[0].date(), frame.index[-1].date()
+    try:
+        expected = cal.last_complete_session(now)
+        behind = len(cal.sessions(last + timedelta(days=1), expected))
+        sessions = cal.sessions(max(first, cal.first), last)
+    except ValueError:  # outside the calendar's range: the calendar-day rule applies
+        return {}
+    have = set(frame.index.date)
+    missing = [d for d in sessions if d not in have]
+    recent = set(sessions[-5:])
+    return {"sessions_behind": behind, "expected_last_bar": expected.isoformat(), "missing_sessions": len(missing),
+            "missing_recent": [d.isoformat() for d in missing if d in recent]}
 
 
 def _secondary_timeframe(deps: CascadeDeps, ticker: str, timeframe: str, end: date | None) -> dict[str, Any]:

@@ -168,10 +168,16 @@ def data_precheck(state: CascadeState, s: Settings) -> str | None:
     n_bars = market.get("n_bars", 0)
     if n_bars < s.market.min_bars:
         problems.append(f"only {n_bars} bars, need {s.market.min_bars}")
-    age = market.get("bar_age_days")
-    if age is not None and age > s.market.max_bar_age_days:
+    behind, age = market.get("sessions_behind"), market.get("bar_age_days")
+    if behind is not None:
+        if behind > s.market.max_stale_sessions:
+            problems.append(f"stale data: last bar {market.get('bar_date')} is {behind} B3 sessions behind "
+                            f"{market.get('expected_last_bar')} (max {s.market.max_stale_sessions})")
+    elif age is not None and age > s.market.max_bar_age_days:
         problems.append(f"stale data: last bar {market.get('bar_date')} is {age} days old "
                         f"(max {s.market.max_bar_age_days})")
+    if market.get("missing_recent"):
+        problems.append(f"recent B3 sessions missing from the bars: {', '.join(market['missing_recent'])}")
     entry, stop, tp = risk.get("entry"), risk.get("stop"), risk.get("take_profit")
     if entry is not None and stop is not None and tp is not None and not (stop < entry < tp):
         problems.append(f"inconsistent levels: stop {stop}, entry {entry}, target {tp}")

@@ -114,8 +114,7 @@ def validate_bars(raw: pd.DataFrame, *, is_index: bool = False, max_jump: float 
     df = drop(flat, "flat_zero_volume", df)  # pre-2018 holidays in Yahoo's B3 files
     intraday = len(df) > 0 and bool((df.index != df.index.normalize()).any())
     if intraday:
-        clock = df.index.strftime("%H:%M")
-        df = drop(pd.Series((clock < SESSION_FIRST_BAR) | (clock >= SESSION_END), index=df.index), "after_hours", df)
+        df = drop(outside_regular_session(df.index), "after_hours", df)
     elif len(df) > 1:  # on the prices as given: dropping untraded rows first could hide a split
         change = df["close"].pct_change().abs()
         jumps = change[change > max_jump]
@@ -138,6 +137,33 @@ def validate_bars(raw: pd.DataFrame, *, is_index: bool = False, max_jump: float 
         last_bar=label(df.index[-1]) if len(df) else None,
     )
     return df, report
+
+
+def outside_regular_session(index: pd.DatetimeIndex) -> pd.Series:
+    """True for intraday bars that open before the session opens or at/after it closes (B3 local time).
+
+    The close moves with US daylight saving time (17:00 or 18:00), so the calendar decides; for
+    days it does not cover, the widest regular session (10:00 to 18:00) is used.
+    """
+    from agent.b3calendar import default_calendar
+
+    cal = default_calendar()
+    bounds: dict = {}
+    outside = []
+    for ts in index:
+        day = ts.date()
+        if day not in bounds:
+            try:
+                if not cal.is_session(day):
+                    bounds[day] = None
+                else:
+                    bounds[day] = (cal.session_open(day).strftime("%H:%M"), cal.session_close(day).strftime("%H:%M"))
+            except ValueError:
+                bounds[day] = (SESSION_FIRST_BAR, SESSION_END)
+        b = bounds[day]
+        clock = ts.strftime("%H:%M")
+        outside.append(b is None or clock < b[0] or clock >= b[1])
+    return pd.Series(outside, index=index)
 
 
 def window_bars(df: pd.DataFrame, end: date | None, lookback: int) -> pd.DataFrame:

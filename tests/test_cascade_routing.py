@@ -157,3 +157,45 @@ def test_provenance_tags(tmp_path):
     assert record["mode"] == "simulation"
     assert "market:sim" in record["defaults_in_use"]
     assert all(layer["provider"] == "fake" for layer in record["layers"])
+
+
+def _csv_deps(tmp_path, frame_filter=None, clock=None):
+    """Deps on a copy of the real PETR4 daily file, optionally with rows removed."""
+    import pandas as pd
+
+    from tests.conftest import require_shared_data
+
+    src = require_shared_data() / "PETR4.SA.csv"
+    (tmp_path / "data").mkdir()
+    df = pd.read_csv(src)
+    if frame_filter is not None:
+        df = df[~df["Date"].isin(frame_filter)]
+    df.to_csv(tmp_path / "data" / "PETR4.SA.csv", index=False)
+    factory = FakeFactory(PASS)
+    deps = make_deps(tmp_path, factory=factory, market=CsvProvider(tmp_path / "data"))
+    if clock is not None:
+        deps.clock = clock
+    return deps, factory
+
+
+def test_real_bars_replayed_as_of_a_session_are_not_stale(tmp_path):
+    deps, _ = _csv_deps(tmp_path)
+    record = run_cascade(build_graph(deps), "PETR4", as_of="2025-06-30")
+    assert record["decision"] == "BUY", record["reason"]
+    assert record["data_source"] == "csv" and record["defaults_in_use"] == []
+
+
+def test_live_decision_on_real_bars_months_old_is_stale_by_the_b3_calendar(tmp_path):
+    from datetime import datetime, timezone
+
+    deps, factory = _csv_deps(tmp_path, clock=lambda: datetime(2026, 3, 2, 21, 0, tzinfo=timezone.utc))
+    record = run_cascade(build_graph(deps), "PETR4")  # the file ends on 2026-02-06
+    assert record["discarded_at"] == "data_validation"
+    assert "B3 sessions behind" in record["reason"] and "data_validation" not in factory.calls
+
+
+def test_a_missing_recent_session_is_caught(tmp_path):
+    deps, factory = _csv_deps(tmp_path, frame_filter=["2025-06-26"])
+    record = run_cascade(build_graph(deps), "PETR4", as_of="2025-06-30")
+    assert record["discarded_at"] == "data_validation"
+    assert "2025-06-26" in record["reason"]
