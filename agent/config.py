@@ -133,6 +133,35 @@ class MarketSettings(_Strict):
         return self
 
 
+class NewsSettings(_Strict):
+    """Headlines for the sentiment layer. News text is untrusted: screened and sanitised before any prompt."""
+
+    provider: Literal["none", "file", "rss"] = "none"
+    feeds: tuple[str, ...] = ()
+    file: Path | None = None
+    timeout_s: float = Field(10.0, gt=0, le=120)
+    window_hours: float = Field(24.0, gt=0, le=24 * 30)
+    max_items: int = Field(8, ge=1, le=50)
+    aliases: dict[str, list[str]] = Field(default_factory=dict)
+    on_no_news: Literal["price_action", "pass", "discard"] = "price_action"
+
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _split_feeds(cls, v: Any) -> Any:
+        return [f.strip() for f in v.split(",") if f.strip()] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _provider_has_its_source(self) -> "NewsSettings":
+        if self.provider == "file" and self.file is None:
+            raise ValueError("provider 'file' needs news.file (env NEWS_FILE)")
+        if self.provider == "rss" and not self.feeds:
+            raise ValueError("provider 'rss' needs news.feeds (env NEWS_FEEDS, comma-separated URLs)")
+        bad = [f for f in self.feeds if not re.match(r"^https?://", f)]
+        if bad:
+            raise ValueError(f"feeds must be http(s) URLs, got {bad}")
+        return self
+
+
 class LoggingSettings(_Strict):
     level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     dir: Path = Path("logs")
@@ -175,6 +204,7 @@ class Settings(_Strict):
     decision: DecisionSettings = DecisionSettings()
     risk: RiskSettings = RiskSettings()
     market: MarketSettings = MarketSettings()
+    news: NewsSettings = NewsSettings()
     logging: LoggingSettings = LoggingSettings()
     database_path: Path = Path("data/agent.db")
     metrics: MetricsSettings = MetricsSettings()
@@ -226,6 +256,7 @@ class Settings(_Strict):
             "risk": self.risk.model_dump(mode="json"),
             "llm": self.llm.model_dump(mode="json", exclude={"retries"}),
             "market": {"lookback_bars": self.market.lookback_bars, "min_bars": self.market.min_bars},
+            "news": self.news.model_dump(mode="json", include={"window_hours", "max_items", "on_no_news"}),
         }
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
@@ -261,6 +292,9 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "TIMEFRAME_PRIMARY": ("market", "timeframes", "primary"),
     "TIMEFRAME_SECONDARY": ("market", "timeframes", "secondary"),
     "TIMEFRAME_TERTIARY": ("market", "timeframes", "tertiary"),
+    "NEWS_PROVIDER": ("news", "provider"),
+    "NEWS_FEEDS": ("news", "feeds"),
+    "NEWS_FILE": ("news", "file"),
     "LOG_LEVEL": ("logging", "level"),
     "LOG_DIR": ("logging", "dir"),
     "LOG_RETENTION_DAYS": ("logging", "retention_days"),

@@ -16,6 +16,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 
 from agent.config import Settings
 from agent.market import MarketDataProvider, make_market_provider
+from agent.news import FileNewsProvider, NewsBatch, NewsProvider, RssNewsProvider
 from agent.prompts import PromptLibrary
 from agent.providers import ModelFactory, ProviderChoice, make_model_factory, resolve_provider
 from agent.sink import DecisionSink
@@ -31,13 +32,25 @@ class CascadeDeps:
     sink: DecisionSink | None
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     sleep: Callable[[float], None] = time.sleep
+    news: NewsProvider | None = None
     _models: dict[str, BaseChatModel] = field(default_factory=dict, repr=False)
+    _news_batches: dict[tuple[str, int], NewsBatch] = field(default_factory=dict, repr=False)
 
     def model(self, layer: str, schema: dict) -> BaseChatModel:
         """The layer's chat model (built once; the schema of a layer never changes)."""
         if layer not in self._models:
             self._models[layer] = self.model_factory(layer, schema)
         return self._models[layer]
+
+    def news_batch(self, now: datetime) -> NewsBatch | None:
+        """The news provider's headlines, fetched once per 5 minutes of ``now`` (shared by all tickers)."""
+        if self.news is None:
+            return None
+        key = (self.news.name, int(now.timestamp() // 300))
+        if key not in self._news_batches:
+            self._news_batches.clear()
+            self._news_batches[key] = self.news.collect(now)
+        return self._news_batches[key]
 
     @property
     def defaults_in_use(self) -> list[str]:
@@ -48,6 +61,15 @@ class CascadeDeps:
         if getattr(self.market, "name", "") == "sim":
             tags.append("market:sim")
         return tags
+
+
+def make_news_provider(settings: Settings) -> NewsProvider | None:
+    n = settings.news
+    if n.provider == "file":
+        return FileNewsProvider(n.file)
+    if n.provider == "rss":
+        return RssNewsProvider(list(n.feeds), n.timeout_s)
+    return None
 
 
 def build_deps(
@@ -66,5 +88,6 @@ def build_deps(
         provider=choice,
         model_factory=make_model_factory(choice, settings),
         prompts=PromptLibrary(),
+        news=make_news_provider(settings),
         sink=DecisionSink(settings.logging.dir, fsync=settings.logging.fsync) if sink is True else (sink or None),
     )

@@ -1,6 +1,6 @@
 """The cascade as a LangGraph state machine. Read ``build_graph`` top to bottom: it is the flow.
 
-    load_market_data -> compute_indicators -> compute_risk            (tool nodes, plain code)
+    load_market_data -> compute_indicators -> compute_risk -> load_news   (tool nodes, plain code)
       -> sentiment -> technical -> risk -> data_validation -> final_score   (LLM layers)
       -> decide                                                         (record to the sink)
 
@@ -27,6 +27,7 @@ from agent.deps import CascadeDeps, build_deps
 from agent.errors import AgentError, ConfigError, DataError, ProviderError
 from agent.layers import LAYERS, run_layer
 from agent.metrics import COUNTERS
+from agent.news import DEFAULT_ALIASES, format_headlines, sanitize_for_prompt, screen_headline, select_headlines
 from agent.record import DecisionRecord, Position, combined_prompt_version, decision_id
 from agent.sink import B3_TZ
 from agent.state import CascadeState
@@ -107,6 +108,48 @@ def _secondary_timeframe(deps: CascadeDeps, ticker: str, timeframe: str, end: da
     except (AgentError, ValueError, KeyError, OSError) as exc:
         COUNTERS.inc("timeframe_unavailable_total", timeframe=timeframe)
         return {"timeframe": timeframe, "unavailable": str(exc)}
+
+
+def load_news(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
+    """Headlines for the ticker: screened for prompt injection, sanitised, recent, de-duplicated.
+
+    Headlines given in the input (Studio, tests) go through the same screening. Never fatal.
+    """
+    n = deps.settings.news
+    given = state.get("headlines") or []
+    dropped: list[tuple[str, str]] = []
+    if given:
+        kept = []
+        for text in given:
+            reason = screen_headline(text)
+            if reason:
+                dropped.append((text, reason))
+            else:
+                kept.append(sanitize_for_prompt(text))
+        info: dict[str, Any] = {"provider": "input", "selected": len(kept)}
+    else:
+        kept, info = [], {"provider": deps.news.name if deps.news else None}
+        batch = None
+        try:
+            now = datetime.combine(date.fromisoformat(state["as_of"][:10]), time(23, 59), B3_TZ) \
+                if state.get("as_of") else deps.clock()
+            batch = deps.news_batch(now)
+        except (AgentError, ValueError, OSError) as exc:
+            COUNTERS.inc("news_errors_total", kind=type(exc).__name__)
+            info["errors"] = [str(exc)]
+        if batch is not None:
+            sel = select_headlines(batch.headlines, state["ticker"], {**DEFAULT_ALIASES, **n.aliases}, now,
+                                   n.window_hours, n.max_items)
+            kept = format_headlines(sel.headlines).splitlines()
+            dropped = sel.dropped
+            info.update(selected=len(kept), counts=sel.counts, notes=sel.notes, errors=batch.errors)
+    if dropped:
+        COUNTERS.inc("news_dropped_total", amount=len(dropped))
+    info["dropped"] = [{"title": t, "reason": r} for t, r in dropped]
+    info["summary"] = (f"{len(kept)} headline(s)" if kept else
+                       f"no headlines for {state['ticker']}" + (f" in the last {n.window_hours:g}h" if info.get("provider")
+                                                                else " (no news provider configured)"))
+    return {"headlines": kept, "news": info}
 
 
 def bars_frame(state: CascadeState) -> pd.DataFrame:
@@ -191,6 +234,7 @@ def decide(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
         indicators=state.get("indicators"),
         risk=risk,
         data_report=market.get("report"),
+        news=state.get("news"),
         timeframes=market.get("timeframes"),
         data_source=market.get("source") or getattr(deps.market, "name", "unknown"),
         llm_provider=deps.provider.name,
@@ -216,6 +260,7 @@ def build_graph(deps: CascadeDeps):
     g.add_node("load_market_data", partial(load_market_data, deps=deps))
     g.add_node("compute_indicators", partial(compute_indicators, deps=deps))
     g.add_node("compute_risk", partial(compute_risk, deps=deps))
+    g.add_node("load_news", partial(load_news, deps=deps))
     for name in LAYER_NAMES:
         g.add_node(name, partial(run_layer, LAYERS[name], deps=deps))
     g.add_node("decide", partial(decide, deps=deps))
@@ -223,7 +268,8 @@ def build_graph(deps: CascadeDeps):
     g.add_edge(START, "load_market_data")
     g.add_conditional_edges("load_market_data", route_after_tool, {"continue": "compute_indicators", "hold": "decide"})
     g.add_conditional_edges("compute_indicators", route_after_tool, {"continue": "compute_risk", "hold": "decide"})
-    g.add_conditional_edges("compute_risk", route_after_tool, {"continue": LAYER_NAMES[0], "hold": "decide"})
+    g.add_conditional_edges("compute_risk", route_after_tool, {"continue": "load_news", "hold": "decide"})
+    g.add_edge("load_news", LAYER_NAMES[0])
     for layer, next_layer in zip(LAYER_NAMES, LAYER_NAMES[1:]):
         g.add_conditional_edges(layer, route_after_layer, {"continue": next_layer, "discard": "decide"})
     g.add_edge(LAYER_NAMES[-1], "decide")
@@ -249,6 +295,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, help="directory of per-ticker daily CSVs for --source csv")
     p.add_argument("--provider", choices=["auto", "ollama", "embedded"], help="LLM provider (env LLM_PROVIDER)")
     p.add_argument("--as-of", help="decide as of this date (YYYY-MM-DD): later bars are invisible")
+    p.add_argument("--news-file", type=Path, help="local .jsonl/.csv of headlines for the sentiment layer")
     p.add_argument("--config", type=Path, help="config file (default: config.yaml in the project)")
     p.add_argument("--json", action="store_true", help="print only the decision record (JSON) on stdout")
     p.add_argument("--no-record", action="store_true", help="do not append the record to the log sink")
@@ -266,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError:
                 raise ConfigError(f"--as-of: {args.as_of!r} is not a date (YYYY-MM-DD)") from None
         settings: Settings = load_settings(args.config, overrides={
-            ("market", "source"): args.source, ("market", "data_dir"): args.data_dir, ("llm", "provider"): args.provider})
+            ("market", "source"): args.source, ("market", "data_dir"): args.data_dir, ("llm", "provider"): args.provider,
+            ("news", "provider"): "file" if args.news_file else None, ("news", "file"): args.news_file})
         from agent.log import setup_logging
 
         setup_logging(settings)

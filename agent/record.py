@@ -59,6 +59,7 @@ class DecisionRecord(BaseModel):
     indicators: dict[str, Any] | None
     risk: dict[str, Any] | None
     data_report: dict[str, Any] | None
+    news: dict[str, Any] | None  # headlines used, and those dropped (e.g. prompt injection) with reasons
     timeframes: list[dict[str, Any]] | None  # primary, secondary, tertiary summaries (or why unavailable)
     # provenance
     data_source: str

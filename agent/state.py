@@ -32,7 +32,8 @@ class CascadeState(TypedDict, total=False):
     # --- input ---
     ticker: str
     as_of: str | None  # ISO date; bars after it are invisible (backtests). None = latest.
-    headlines: list[str]  # news for the sentiment layer (untrusted text)
+    headlines: list[str]  # news for the sentiment layer (untrusted: screened and sanitised by load_news)
+    news: dict[str, Any]  # what the news step selected, dropped and why
     # --- set by the tool nodes ---
     market: dict[str, Any]  # source, timeframe, bar_date, report, bars (compact columns)
     indicators: dict[str, Any]
