@@ -67,6 +67,16 @@ def print_trace(record: dict[str, Any], console: Console | None = None) -> None:
             f"  vol {_fmt(risk.get('volatility'))}  size {risk.get('shares')} sh"
             + (f"  [red]blocks: {'; '.join(risk['blocks'])}[/]" if risk.get("blocks") else ""),
             highlight=False)
+    news = record.get("news") or {}
+    if news:
+        dropped = news.get("dropped") or []
+        console.print(f"  news: {news.get('summary', '-')}"
+                      + (f"  [red]dropped {len(dropped)}: {dropped[0]['reason']}[/]" if dropped else ""), highlight=False)
+    frames = [t for t in (record.get("timeframes") or [])[1:]]
+    if frames:
+        console.print("  timeframes: " + "  ".join(
+            f"{t['timeframe']} {t.get('trend', 'n/a')}" + (f" RSI {_fmt(t.get('rsi'), 0)}" if t.get("rsi") else "")
+            if "unavailable" not in t else f"{t['timeframe']} unavailable" for t in frames), highlight=False)
     table = Table(show_lines=False, header_style="bold")
     for col in ("#", "layer", "model", "score", "result", "latency", "reason"):
         table.add_column(col, overflow="fold", max_width=70 if col == "reason" else None)
