@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -121,6 +122,15 @@ def make_deps(tmp_path: Path, answers: dict[str, Any] | None = None, settings: S
 def _fresh_counters():
     COUNTERS.reset()
     yield
+
+
+def load_daily(ticker: str) -> pd.DataFrame:
+    """Daily bars of ``ticker`` from the shared data set, lower-case columns, indexed by date."""
+    if not DAILY_DIR.is_dir():
+        pytest.skip(f"shared B3 daily data not found at {DAILY_DIR}")
+    bars = pd.read_csv(DAILY_DIR / f"{ticker}.csv", parse_dates=["Date"], index_col="Date")
+    bars.columns = [c.lower() for c in bars.columns]
+    return bars
 
 
 def require_shared_data() -> Path:

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.conftest import load_daily
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tools.indicators import (
@@ -34,7 +36,6 @@ from tools.indicators import (
     indicator_snapshot,
 )
 
-DAILY_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "b3" / "daily"
 WINDOW = 300  # bars of PETR4 the indicators run on (as the cascade sees them)
 RTOL = 1e-6
 
@@ -42,13 +43,6 @@ RTOL = 1e-6
 # --------------------------------------------------------------------------- helpers
 
 
-def load_daily(ticker: str) -> pd.DataFrame:
-    """Daily bars of ``ticker`` from the shared data set, lower-case columns, indexed by date."""
-    if not DAILY_DIR.is_dir():
-        pytest.skip(f"shared B3 daily data not found at {DAILY_DIR}")
-    bars = pd.read_csv(DAILY_DIR / f"{ticker}.csv", parse_dates=["Date"], index_col="Date")
-    bars.columns = [c.lower() for c in bars.columns]
-    return bars
 
 
 def recursive_mean(values: np.ndarray, alpha: float, start: int) -> np.ndarray:

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.conftest import load_daily
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +26,6 @@ from tools.risk import (
     take_profit,
 )
 
-DAILY_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "b3" / "daily"
 EPS = 1e-6  # the slack position_size allows itself on a cap
 PROPERTY = settings(max_examples=200, deadline=None)
 
@@ -39,13 +40,6 @@ DEFAULT_LIMITS = dict(
 # --------------------------------------------------------------------------- helpers
 
 
-def load_daily(ticker: str) -> pd.DataFrame:
-    """Daily bars of ``ticker`` from the shared data set, lower-case columns, indexed by date."""
-    if not DAILY_DIR.is_dir():
-        pytest.skip(f"shared B3 daily data not found at {DAILY_DIR}")
-    bars = pd.read_csv(DAILY_DIR / f"{ticker}.csv", parse_dates=["Date"], index_col="Date")
-    bars.columns = [c.lower() for c in bars.columns]
-    return bars
 
 
 def limits(**overrides) -> RiskLimits:
