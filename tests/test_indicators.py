@@ -17,7 +17,6 @@ The reference values below are computed with plain numpy recursions and windows,
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
