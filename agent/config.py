@@ -115,7 +115,7 @@ class TimeframeSettings(_Strict):
 
 
 class MarketSettings(_Strict):
-    source: Literal["sim", "csv", "auto"] = "sim"
+    source: Literal["sim", "csv", "auto", "yfinance", "brapi"] = "sim"
     data_dir: Path | None = None
     lookback_bars: int = Field(300, ge=30, le=20_000)
     min_bars: int = Field(60, ge=30, le=20_000)
@@ -123,6 +123,7 @@ class MarketSettings(_Strict):
     max_bar_age_days: int = Field(5, ge=1, le=3650)
     max_jump: float = Field(0.40, gt=0.0, le=10.0)
     intraday_lookback_bars: int = Field(120, ge=30, le=20_000)
+    live_min_interval_s: float = Field(1.0, ge=0.0, le=60.0)
     sim_seed: int = 7
     timeframes: TimeframeSettings = TimeframeSettings()
 

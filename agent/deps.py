@@ -15,11 +15,12 @@ from typing import Callable
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from agent.config import Settings
-from agent.market import MarketDataProvider, make_market_provider
+from agent.market import MarketDataProvider
 from agent.news import FileNewsProvider, NewsBatch, NewsProvider, RssNewsProvider
 from agent.prompts import PromptLibrary
 from agent.providers import ModelFactory, ProviderChoice, make_model_factory, resolve_provider
 from agent.sink import DecisionSink
+from agent.sources import make_market_provider
 
 
 @dataclass
@@ -52,13 +53,12 @@ class CascadeDeps:
             self._news_batches[key] = self.news.collect(now)
         return self._news_batches[key]
 
-    @property
-    def defaults_in_use(self) -> list[str]:
-        """Embedded defaults this run depends on; every record carries this list."""
+    def defaults_in_use(self, data_source: str | None = None) -> list[str]:
+        """Embedded defaults a decision depends on; every record carries this list."""
         tags = []
         if self.provider.name == "embedded":
             tags.append("llm:embedded")
-        if getattr(self.market, "name", "") == "sim":
+        if (data_source or getattr(self.market, "name", "")) == "sim":
             tags.append("market:sim")
         return tags
 

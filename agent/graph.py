@@ -30,6 +30,7 @@ from agent.metrics import COUNTERS
 from agent.news import DEFAULT_ALIASES, format_headlines, sanitize_for_prompt, screen_headline, select_headlines
 from agent.record import DecisionRecord, Position, combined_prompt_version, decision_id
 from agent.sink import B3_TZ
+from agent.sources import SOURCES
 from agent.state import CascadeState
 from tools.indicators import bar_label, indicator_snapshot, timeframe_summary
 from tools.risk import RiskLimits, apply_size_factor, risk_snapshot
@@ -238,7 +239,7 @@ def decide(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
         timeframes=market.get("timeframes"),
         data_source=market.get("source") or getattr(deps.market, "name", "unknown"),
         llm_provider=deps.provider.name,
-        defaults_in_use=deps.defaults_in_use,
+        defaults_in_use=deps.defaults_in_use(market.get("source")),
         config_version=config_version,
         prompt_version=prompt_version,
         as_of=state.get("as_of"),
@@ -291,7 +292,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m agent.graph",
         description="Run the five-layer cascade once for one B3 ticker and print the trace and the decision.")
     p.add_argument("--ticker", required=True, help="B3 ticker, e.g. PETR4 (a .SA suffix is accepted)")
-    p.add_argument("--source", choices=["sim", "csv", "auto"], help="market data source (env MARKET_SOURCE)")
+    p.add_argument("--source", choices=SOURCES, help="market data source (env MARKET_SOURCE)")
     p.add_argument("--data-dir", type=Path, help="directory of per-ticker daily CSVs for --source csv")
     p.add_argument("--provider", choices=["auto", "ollama", "embedded"], help="LLM provider (env LLM_PROVIDER)")
     p.add_argument("--as-of", help="decide as of this date (YYYY-MM-DD): later bars are invisible")

@@ -95,6 +95,8 @@ def data_validation_inputs(state: CascadeState) -> dict[str, Any]:
         "bar_date": market.get("bar_date"),
         "data_source": market.get("source"),
         "bar_report": market.get("report"),
+        "calendar": {k: market.get(k) for k in ("sessions_behind", "expected_last_bar", "missing_sessions",
+                                                 "missing_recent") if k in market},
         "indicators": _indicators(state),
         "risk": _risk_view(state),
         "earlier_layers": _verdicts(state),

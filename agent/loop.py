@@ -20,6 +20,7 @@ from agent.deps import build_deps
 from agent.errors import ConfigError, ProviderError
 from agent.graph import build_graph, run_cascade
 from agent.metrics import COUNTERS
+from agent.sources import SOURCES
 
 
 def run_cycle(graph, tickers: tuple[str, ...], stop: threading.Event) -> dict[str, int]:
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m agent.loop", description="Run the cascade over B3_TICKERS forever.")
     p.add_argument("--cycles", type=int, default=0, help="stop after N cycles (0 = run until stopped)")
     p.add_argument("--interval", type=int, help="seconds between cycles (env ANALYSIS_INTERVAL)")
-    p.add_argument("--source", choices=["sim", "csv", "auto"])
+    p.add_argument("--source", choices=SOURCES)
     p.add_argument("--data-dir", type=Path)
     p.add_argument("--provider", choices=["auto", "ollama", "embedded"])
     p.add_argument("--config", type=Path)

@@ -362,22 +362,3 @@ def _load_csv(path: str, _mtime_ns: int, is_index: bool, max_jump: float) -> tup
     if report.dropped or report.notes:
         logger.debug("{}: dropped {} {}", Path(path).name, report.dropped, " ".join(report.notes))
     return frame, report
-
-
-def make_market_provider(settings: Settings, source: str | None = None, data_dir: Path | None = None) -> MarketDataProvider:
-    """The provider named by ``source`` (or config). ``auto`` uses csv when a data dir is set, else sim."""
-    source = source or settings.market.source
-    data_dir = data_dir or settings.market.data_dir
-    if source == "sim":
-        return SimProvider(seed=settings.market.sim_seed)
-    if source == "csv":
-        if data_dir is None:
-            raise ConfigError("market.data_dir (env MARKET_DATA_DIR, flag --data-dir) is required with --source csv")
-        return CsvProvider(data_dir, settings.market.max_jump)
-    if source == "auto":
-        if data_dir is not None and Path(data_dir).is_dir():
-            return CsvProvider(data_dir, settings.market.max_jump)
-        logger.warning("market source auto: no live provider is available and no data dir is set; "
-                       "using SIMULATED bars (records are tagged data_source=sim)")
-        return SimProvider(seed=settings.market.sim_seed)
-    raise ConfigError(f"market.source (env MARKET_SOURCE): {source!r} is not one of sim, csv, auto")

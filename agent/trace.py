@@ -32,7 +32,7 @@ def announce_defaults(deps: CascadeDeps) -> None:
             "  A 135M model cannot judge markets: its scores are NOT meaningful.\n"
             "  For real analysis, point OLLAMA_HOST at an Ollama server\n"
             "  that has the configured models pulled.")
-    if "market:sim" in deps.defaults_in_use:
+    if "market:sim" in deps.defaults_in_use():
         lines.append("[bold]MARKET DATA: SIMULATED[/] (seeded synthetic bars, not real prices).\n"
                      "  Use --source csv --data-dir DIR for real daily bars.")
     if lines:
