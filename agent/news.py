@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import feedparser
 import httpx
 from loguru import logger
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from agent.config import normalize_ticker
 from agent.errors import AgentError, ConfigError
@@ -115,20 +115,13 @@ class Headline(BaseModel):
     url: str | None = None
     summary: str | None = None
 
-    @field_validator("title")
+    @field_validator("title", "source")
     @classmethod
-    def _title(cls, v: str) -> str:
+    def _bounded_text(cls, v: str, info: ValidationInfo) -> str:
+        limit = TITLE_MAX_CHARS if info.field_name == "title" else SOURCE_MAX_CHARS
         v = normalize_text(v)
-        if not 1 <= len(v) <= TITLE_MAX_CHARS:
-            raise ValueError(f"must be 1..{TITLE_MAX_CHARS} characters after normalising whitespace, got {len(v)}")
-        return v
-
-    @field_validator("source")
-    @classmethod
-    def _source(cls, v: str) -> str:
-        v = normalize_text(v)
-        if not 1 <= len(v) <= SOURCE_MAX_CHARS:
-            raise ValueError(f"must be 1..{SOURCE_MAX_CHARS} characters, got {len(v)}")
+        if not 1 <= len(v) <= limit:
+            raise ValueError(f"must be 1..{limit} characters after normalising whitespace, got {len(v)}")
         return v
 
     @field_validator("published")
