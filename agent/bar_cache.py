@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS bars (
 ) WITHOUT ROWID;
 """
 
+OVERLAP_SESSIONS = 3  # refetched on top of the missing bars, in case the source revised them
+
 # (ticker, timeframe, last cached bar) -> True when the cache is recent enough to skip the fetch
 Freshness = Callable[[str, str, pd.Timestamp], bool]
 
@@ -87,8 +89,14 @@ class CachedProvider:
         cached, source = self.cache.load(ticker, timeframe, self.inner.name)
         if len(cached) >= lookback and end is None and self.is_fresh(ticker, timeframe, cached.index[-1]):
             return self._from_cache(ticker, timeframe, cached, end, lookback, "cache is fresh: not refetched")
+        # Only the bars the cache lacks: since the last cached bar, plus a small overlap for revisions.
+        fetch = lookback
+        if len(cached) >= lookback and end is None:
+            missing_days = max(len(pd.bdate_range(cached.index[-1], pd.Timestamp.now())), 1)
+            per_day = 1 if timeframe in ("1d", "1wk") else max(1, len(cached) // max(cached.index.normalize().nunique(), 1))
+            fetch = min(lookback, (missing_days + OVERLAP_SESSIONS) * per_day)
         try:
-            bars = self.inner.get_bars(ticker, timeframe, end=end, lookback=lookback)
+            bars = self.inner.get_bars(ticker, timeframe, end=end, lookback=fetch)
         except (DataError, OSError) as exc:
             if cached.empty:
                 raise
@@ -96,7 +104,11 @@ class CachedProvider:
                            self.inner.name, exc, len(cached))
             return self._from_cache(ticker, timeframe, cached, end, lookback, f"live source failed ({exc}): served from cache")
         self.cache.store(bars.source, bars.ticker, timeframe, bars.frame)
-        return bars
+        if fetch == lookback:
+            return bars
+        merged = pd.concat([cached.loc[cached.index < bars.frame.index[0]], bars.frame])
+        return self._from_cache(ticker, timeframe, merged, end, lookback,
+                                f"fetched {len(bars)} new bars, the rest from the cache")
 
     def _from_cache(self, ticker, timeframe, cached, end, lookback, note) -> Bars:
 

@@ -69,3 +69,24 @@ def test_offline_run_replays_the_cache_and_says_so(tmp_path):
     assert "served from cache" in bars.report.notes[-1]
     with pytest.raises(DataError):
         CachedProvider(live, cache).get_bars("ITUB4")  # nothing cached: the failure stands
+
+
+def test_stale_cache_fetches_only_the_missing_bars(tmp_path):
+    class Recorder(CountingProvider):
+        def __init__(self):
+            super().__init__()
+            self.lookbacks = []
+
+        def get_bars(self, ticker, timeframe="1d", end=None, lookback=300):
+            self.lookbacks.append(lookback)  # a live feed: bars up to today
+            bars = self.sim.get_bars(ticker, timeframe, end=end, lookback=lookback)
+            return Bars(bars.ticker, timeframe, self.name, bars.frame, bars.report)
+
+    live = Recorder()
+    provider = CachedProvider(live, BarCache(tmp_path / "agent.db"))
+    full = provider.get_bars("PETR4", lookback=200)
+    again = provider.get_bars("PETR4", lookback=200)
+    assert live.lookbacks[0] == 200 and live.lookbacks[1] < 200, "the second call asks only for the tail"
+    assert len(again) == 200
+    pd.testing.assert_frame_equal(again.frame, full.frame, check_freq=False)
+    assert "from the cache" in again.report.notes[-1]
