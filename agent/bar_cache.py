@@ -34,10 +34,16 @@ OVERLAP_SESSIONS = 3  # refetched on top of the missing bars, in case the source
 
 # (ticker, timeframe, last cached bar) -> True when the cache is recent enough to skip the fetch
 Freshness = Callable[[str, str, pd.Timestamp], bool]
+# (timeframe, bars) -> only the bars whose period has ended (a live feed's in-progress bar is not a bar yet)
+Completed = Callable[[str, pd.DataFrame], pd.DataFrame]
 
 
 def never_fresh(ticker: str, timeframe: str, last: pd.Timestamp) -> bool:
     return False
+
+
+def all_bars(timeframe: str, frame: pd.DataFrame) -> pd.DataFrame:
+    return frame
 
 
 class BarCache:
@@ -79,10 +85,12 @@ class BarCache:
 class CachedProvider:
     """Wraps a live provider: fetch, store and serve; serve from the cache when fresh or offline."""
 
-    def __init__(self, inner: MarketDataProvider, cache: BarCache, is_fresh: Freshness = never_fresh):
+    def __init__(self, inner: MarketDataProvider, cache: BarCache, is_fresh: Freshness = never_fresh,
+                 completed: Completed = all_bars):
         self.inner = inner
         self.cache = cache
         self.is_fresh = is_fresh
+        self.completed = completed
         self.name = inner.name
 
     def get_bars(self, ticker: str, timeframe: str = "1d", end: date | None = None, lookback: int = 300) -> Bars:
@@ -103,10 +111,13 @@ class CachedProvider:
             logger.warning("{} {}: live source {} failed ({}); serving {} cached bars", ticker, timeframe,
                            self.inner.name, exc, len(cached))
             return self._from_cache(ticker, timeframe, cached, end, lookback, f"live source failed ({exc}): served from cache")
-        self.cache.store(bars.source, bars.ticker, timeframe, bars.frame)
-        if fetch == lookback:
+        done = self.completed(timeframe, bars.frame)
+        if done.empty:
+            raise DataError(f"{self.inner.name}: no completed {timeframe} bar for {ticker} yet")
+        self.cache.store(bars.source, bars.ticker, timeframe, done)
+        if fetch == lookback and len(done) == len(bars.frame):
             return bars
-        merged = pd.concat([cached.loc[cached.index < bars.frame.index[0]], bars.frame])
+        merged = pd.concat([cached.loc[cached.index < done.index[0]], done])
         return self._from_cache(ticker, timeframe, merged, end, lookback,
                                 f"fetched {len(bars)} new bars, the rest from the cache")
 

@@ -109,7 +109,7 @@ class RiskSettings(_Strict):
 
 
 class TimeframeSettings(_Strict):
-    primary: Timeframe = "1d"
+    primary: Literal["1d"] = "1d"  # the risk rules (Sharpe, volatility, ATR stop) are calibrated on daily bars
     secondary: Timeframe = "1h"
     tertiary: Timeframe = "5m"
 

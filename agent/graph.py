@@ -22,12 +22,12 @@ import pandas as pd
 from langgraph.graph import END, START, StateGraph
 from loguru import logger
 
-from agent.config import LAYER_NAMES, Settings, load_settings, normalize_ticker
+from agent.config import LAYER_NAMES, TICKER_RE, Settings, load_settings, normalize_ticker
 from agent.deps import CascadeDeps, build_deps
 from agent.errors import AgentError, ConfigError, DataError, ProviderError
 from agent.layers import LAYERS, run_layer
 from agent.metrics import COUNTERS
-from agent.news import DEFAULT_ALIASES, format_headlines, sanitize_for_prompt, screen_headline, select_headlines
+from agent.news import CLOCK_SKEW_TOLERANCE, DEFAULT_ALIASES, format_headlines, sanitize_for_prompt, screen_headline, select_headlines
 from agent.record import DecisionRecord, Position, combined_prompt_version, decision_id
 from agent.sink import B3_TZ
 from agent.sources import SOURCES
@@ -56,14 +56,14 @@ def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
                                     lookback=s.market.lookback_bars)
         if len(bars) < s.market.min_bars:
             raise DataError(f"only {len(bars)} valid bars for {bars.ticker}, need {s.market.min_bars}")
-    except (AgentError, ValueError, KeyError, OSError) as exc:
+    except (AgentError, ValueError, KeyError, TypeError, OSError) as exc:
         return _tool_failure("market_data", exc)
     frame = bars.frame
     last = pd.Timestamp(frame.index[-1])
     now = datetime.combine(end, time(23, 59), B3_TZ) if end else deps.clock()
     timeframes = [timeframe_summary(frame, bars.timeframe).model_dump(mode="json")]
     for tf in (s.market.timeframes.secondary, s.market.timeframes.tertiary):
-        timeframes.append(_secondary_timeframe(deps, ticker, tf, end))
+        timeframes.append(_secondary_timeframe(deps, ticker, tf, end, bars.source, last))
     today = end or deps.clock().astimezone(B3_TZ).date()
     return {
         "ticker": ticker,
@@ -101,12 +101,22 @@ def session_checks(frame: pd.DataFrame, now: datetime) -> dict[str, Any]:
             "missing_recent": [d.isoformat() for d in missing if d in recent]}
 
 
-def _secondary_timeframe(deps: CascadeDeps, ticker: str, timeframe: str, end: date | None) -> dict[str, Any]:
-    """Summary of a confirmation timeframe; its absence is recorded, never fatal."""
+def _secondary_timeframe(deps: CascadeDeps, ticker: str, timeframe: str, end: date | None, primary_source: str,
+                         primary_last: pd.Timestamp) -> dict[str, Any]:
+    """Summary of a confirmation timeframe from the primary's source, as recent as the primary.
+
+    Anything else (another source, e.g. a simulated fallback, or older bars) is recorded as
+    unavailable with the reason, never silently mixed in, and never fatal.
+    """
     try:
         bars = deps.market.get_bars(ticker, timeframe, end=end, lookback=deps.settings.market.intraday_lookback_bars)
-        return timeframe_summary(bars.frame, timeframe).model_dump(mode="json")
-    except (AgentError, ValueError, KeyError, OSError) as exc:
+        if bars.source != primary_source:
+            raise DataError(f"only {bars.source} bars (the primary timeframe came from {primary_source})")
+        if bars.frame.index[-1].date() < primary_last.date():
+            raise DataError(f"stale: last {timeframe} bar {bar_label(bars.frame.index[-1])} is older than the "
+                            f"primary bar {bar_label(primary_last)}")
+        return {**timeframe_summary(bars.frame, timeframe).model_dump(mode="json"), "source": bars.source}
+    except (AgentError, ValueError, KeyError, TypeError, OSError) as exc:
         COUNTERS.inc("timeframe_unavailable_total", timeframe=timeframe)
         return {"timeframe": timeframe, "unavailable": str(exc)}
 
@@ -139,8 +149,10 @@ def load_news(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
             COUNTERS.inc("news_errors_total", kind=type(exc).__name__)
             info["errors"] = [str(exc)]
         if batch is not None:
+            # Replaying a past date: nothing published after it, not even within the live clock-skew tolerance.
             sel = select_headlines(batch.headlines, state["ticker"], {**DEFAULT_ALIASES, **n.aliases}, now,
-                                   n.window_hours, n.max_items)
+                                   n.window_hours, n.max_items,
+                                   clock_skew=timedelta(0) if state.get("as_of") else CLOCK_SKEW_TOLERANCE)
             kept = format_headlines(sel.headlines).splitlines()
             dropped = sel.dropped
             info.update(selected=len(kept), counts=sel.counts, notes=sel.notes, errors=batch.errors)
@@ -321,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(settings)
         deps = build_deps(settings, sink=not args.no_record)
         announce_defaults(deps)
+        if not TICKER_RE.match(normalize_ticker(args.ticker)):
+            raise ConfigError(f"--ticker: {args.ticker!r} is not a B3 ticker (expected e.g. PETR4, VALE3)")
         record = run_cascade(build_graph(deps), args.ticker, as_of=args.as_of)
     except (ConfigError, ProviderError) as exc:
         print_error(exc)

@@ -26,7 +26,8 @@ Cited = Field(default_factory=dict, description="indicator values you relied on,
 
 
 class LayerAnswer(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # strict: an LLM's ``true`` must not become a score of 1.0, nor ``"yes"`` an approval
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class SentimentAnswer(LayerAnswer):

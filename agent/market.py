@@ -316,8 +316,10 @@ class CsvProvider:
         if path is None:
             raise DataError(f"csv provider: no {timeframe} file for {ticker} in {self.data_dir} "
                             f"(expected {ticker}.SA.csv for 1d, {ticker}_B_0_60min.csv for 1h)")
-        full, report = _load_csv(str(path), path.stat().st_mtime_ns, is_index_ticker(ticker), self.max_jump)
-        frame = window_bars(full, end, lookback)
+        # Cut at ``end`` before validating: no statistic or split cut may come from later bars.
+        full, report = _validated_csv(str(path), path.stat().st_mtime_ns, is_index_ticker(ticker), self.max_jump,
+                                      end.isoformat() if end else None)
+        frame = window_bars(full, None, lookback)
         if frame.empty:
             raise DataError(f"csv provider: {path.name} has no valid bars up to {end}")
         return Bars(ticker, timeframe, self.name, frame, report)
@@ -325,7 +327,8 @@ class CsvProvider:
 
 def _read_profitchart(path: str) -> pd.DataFrame:
     raw = pd.read_csv(path, sep=";", header=None, decimal=",", names=PROFITCHART_COLUMNS, dtype={"time": str})
-    stamps = pd.to_datetime(raw["day"] + " " + raw["time"], format="%d/%m/%Y %H:%M:%S", errors="coerce")
+    stamps = pd.to_datetime(raw["day"].astype(str) + " " + raw["time"].astype(str), format="%d/%m/%Y %H:%M:%S",
+                            errors="coerce")
     return raw.set_index(pd.DatetimeIndex(stamps, name="date"))
 
 
@@ -337,10 +340,9 @@ def _read_yahoo(path: str) -> pd.DataFrame:
     missing = [c for c in ["date", *OHLCV] if c not in raw.columns]
     if missing:
         raise DataError(f"csv provider: {path} lacks column(s) {missing}; expected Date,Open,High,Low,Close,Volume")
-    dates = pd.to_datetime(raw["date"], errors="coerce", format="mixed")
-    raw = raw.set_index(pd.DatetimeIndex(dates, name="date"))
-    if raw.index.tz is not None:
-        raw.index = raw.index.tz_localize(None)
+    # Keep the local wall time: yfinance writes offsets that change with Brazil's old DST (-02:00/-03:00).
+    local = raw["date"].astype(str).str.replace(r"(?:[+-]\d{2}:?\d{2}|Z)$", "", regex=True)
+    raw = raw.set_index(pd.DatetimeIndex(pd.to_datetime(local, errors="coerce", format="mixed"), name="date"))
     if "adj_close" in raw.columns:
         close = pd.to_numeric(raw["close"], errors="coerce")
         factor = pd.to_numeric(raw["adj_close"], errors="coerce") / close.where(close > 0)
@@ -350,15 +352,27 @@ def _read_yahoo(path: str) -> pd.DataFrame:
 
 
 @lru_cache(maxsize=64)
-def _load_csv(path: str, _mtime_ns: int, is_index: bool, max_jump: float) -> tuple[pd.DataFrame, BarsReport]:
-    """Parse and validate one file (cached per path and modification time)."""
+def _parse_csv(path: str, _mtime_ns: int) -> pd.DataFrame:
+    """Parse one file in whichever layout it has (cached per path and modification time)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             first = fh.readline()
-        raw = _read_profitchart(path) if first.count(";") >= 6 else _read_yahoo(path)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        return _read_profitchart(path) if first.count(";") >= 6 else _read_yahoo(path)
+    except (OSError, ValueError, TypeError, pd.errors.ParserError) as exc:
         raise DataError(f"csv provider: cannot read {path}: {exc}") from exc
-    frame, report = validate_bars(raw, is_index=is_index, max_jump=max_jump)
+
+
+@lru_cache(maxsize=512)
+def _validated_csv(path: str, mtime_ns: int, is_index: bool, max_jump: float,
+                   end: str | None) -> tuple[pd.DataFrame, BarsReport]:
+    """The file's bars up to ``end``, validated (cached, so backtests validate each cut once)."""
+    raw = _parse_csv(path, mtime_ns)
+    if end is not None:
+        raw = raw.loc[raw.index < pd.Timestamp(end) + pd.Timedelta(days=1)]
+    try:
+        frame, report = validate_bars(raw, is_index=is_index, max_jump=max_jump)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"csv provider: cannot validate {path}: {exc}") from exc
     if report.dropped or report.notes:
         logger.debug("{}: dropped {} {}", Path(path).name, report.dropped, " ".join(report.notes))
     return frame, report

@@ -38,6 +38,19 @@ def daily_cache_is_fresh(ticker: str, timeframe: str, last: pd.Timestamp) -> boo
         return False
 
 
+def completed_daily_bars(timeframe: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop today's in-progress daily bar (live feeds include it while the session runs)."""
+    if timeframe != "1d" or frame.empty:
+        return frame
+    from agent.b3calendar import default_calendar
+
+    try:
+        last_done = pd.Timestamp(default_calendar().last_complete_session(datetime.now(B3_TZ)))
+    except ValueError:
+        return frame
+    return frame.loc[frame.index.normalize() <= last_done]
+
+
 @dataclass
 class RetryingProvider:
     """Retries a live provider on network errors and rate limits, with exponential backoff."""
@@ -98,7 +111,8 @@ def _live(settings: Settings, name: str) -> MarketDataProvider:
                                                  max_jump=m.max_jump)
     else:
         live = YFinanceProvider(min_interval_s=m.live_min_interval_s, max_jump=m.max_jump)
-    return CachedProvider(RetryingProvider(live), BarCache(settings.database_path), daily_cache_is_fresh)
+    return CachedProvider(RetryingProvider(live), BarCache(settings.database_path), daily_cache_is_fresh,
+                          completed_daily_bars)
 
 
 def make_market_provider(settings: Settings, source: str | None = None, data_dir: Path | None = None) -> MarketDataProvider:

@@ -90,3 +90,14 @@ def test_stale_cache_fetches_only_the_missing_bars(tmp_path):
     assert len(again) == 200
     pd.testing.assert_frame_equal(again.frame, full.frame, check_freq=False)
     assert "from the cache" in again.report.notes[-1]
+
+
+def test_an_in_progress_bar_is_neither_cached_nor_used(tmp_path):
+    live = CountingProvider()
+    last = pd.Timestamp("2025-06-30")
+    provider = CachedProvider(live, BarCache(tmp_path / "agent.db"),
+                              completed=lambda tf, f: f.loc[f.index < last])  # 2025-06-30 still trading
+    bars = provider.get_bars("PETR4", lookback=50)
+    assert bars.frame.index[-1] < last
+    cached, _ = BarCache(tmp_path / "agent.db").load("PETR4", "1d")
+    assert cached.index[-1] < last

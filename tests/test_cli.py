@@ -59,3 +59,8 @@ def test_explicit_ollama_that_does_not_answer_is_a_clear_error(tmp_path):
     out = run_cli("--ticker", "PETR4", "--provider", "ollama", env=env)
     assert out.returncode == 3
     assert "did not answer" in out.stderr and "ollama serve" in out.stderr
+
+
+def test_a_ticker_that_is_not_a_b3_code_is_refused(tmp_path):
+    out = run_cli("--ticker", "../../etc/passwd", "--source", "sim", env={"LOG_DIR": str(tmp_path)})
+    assert out.returncode == 2 and "--ticker" in out.stderr

@@ -94,3 +94,8 @@ def test_fingerprint_changes_with_decision_settings_only():
     base = make_settings()
     assert base.fingerprint() == make_settings({("logging", "dir"): "elsewhere"}).fingerprint()
     assert base.fingerprint() != make_settings({("risk", "max_position_size"): 0.05}).fingerprint()
+
+
+def test_an_intraday_primary_timeframe_is_refused():
+    """The risk rules annualise daily bars: a 5m primary would silently switch them off."""
+    assert "market.timeframes.primary (env TIMEFRAME_PRIMARY)" in error_for({"TIMEFRAME_PRIMARY": "5m"})

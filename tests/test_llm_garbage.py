@@ -33,6 +33,8 @@ GOOD_SENTIMENT = json.dumps(PASS["sentiment"])
         ('{"sentiment": "positive", "score": NaN, "reason": "ok"}', "out_of_range"),
         ('{"sentiment": "positive", "reason": "no score"}', "schema_mismatch"),
         ('{"sentiment": "euphoric", "score": 0.9, "reason": "ok"}', "schema_mismatch"),
+        ('{"sentiment": "positive", "score": true, "reason": "ok"}', "schema_mismatch"),
+        ('{"sentiment": "positive", "score": "0.9", "reason": "ok"}', "schema_mismatch"),
         ('<think>the user wants JSON but I will ramble forever', "empty_output"),
         ("", "empty_output"),
         (httpx.ReadTimeout("timed out"), "timeout"),
@@ -54,6 +56,12 @@ def test_garbage_from_the_first_layer_is_hold_with_reason(tmp_path, answer, kind
     assert layer["reason"].startswith(f"LLM failure ({kind})")
     assert COUNTERS.get("llm_invalid_outputs_total", layer="sentiment", kind=kind) == 1
     assert list(deps.sink.records()) == [record], "the HOLD is still recorded"
+
+
+def test_a_boolean_approval_in_disguise_is_not_an_approval(tmp_path):
+    deps = make_deps(tmp_path, {"risk": {"risk": False, "approve": "yes", "size_factor": True, "reason": "ok"}})
+    record = run_cascade(build_graph(deps), "PETR4", as_of=AS_OF)
+    assert record["discarded_at"] == "risk" and record["layers"][-1]["error"] == "schema_mismatch"
 
 
 def test_think_wrapper_is_stripped_and_the_answer_used(tmp_path):

@@ -152,3 +152,27 @@ def test_sim_intraday_agrees_with_daily_and_never_changes_the_past():
             assert bars["close"].iloc[-1] == pytest.approx(row["close"])
     later = sim.get_bars("VALE3", "1h", end=date(2025, 7, 3), lookback=70).frame
     pd.testing.assert_frame_equal(hourly, later.loc[hourly.index])
+
+
+def test_as_of_cuts_the_file_before_validating_it():
+    """No statistic and no split cut may come from bars after the decision date."""
+    provider = CsvProvider(require_shared_data())
+    bars = provider.get_bars("PETR4", end=date(2025, 6, 30))
+    assert bars.report.last_bar <= "2025-06-30T23:59"
+    ugpa = provider.get_bars("UGPA3", end=date(2020, 12, 30))  # its +119% jump is in 2021
+    assert len(ugpa) == 300 and not any("2021" in note for note in ugpa.report.notes)
+
+
+def test_yahoo_dates_with_changing_utc_offsets_keep_their_local_date(tmp_path):
+    (tmp_path / "XPTO3.SA.csv").write_text(
+        "Date,Open,High,Low,Close,Volume\n"
+        "2018-01-02 00:00:00-02:00,10,11,9,10,100\n"
+        "2018-03-01 00:00:00-03:00,10,11,9,10,100\n")
+    f = CsvProvider(tmp_path).get_bars("XPTO3").frame
+    assert list(f.index) == [pd.Timestamp("2018-01-02"), pd.Timestamp("2018-03-01")]
+
+
+def test_a_malformed_profitchart_file_is_a_data_error_not_a_crash(tmp_path):
+    (tmp_path / "XPTO3_B_0_60min.csv").write_text("X;;10:00:00;1;1;1;1;1;1\n")
+    with pytest.raises(DataError):
+        CsvProvider(tmp_path).get_bars("XPTO3", "1h")

@@ -91,3 +91,15 @@ def test_no_news_policy_pass_and_discard(tmp_path):
         assert "no headlines" in first["reason"] and f"on_no_news={policy}" in first["reason"]
         assert "sentiment" not in factory.calls
         assert record["decision"] == ("BUY" if passed else "HOLD")
+
+
+def test_a_replay_never_sees_news_published_after_its_date(tmp_path):
+    factory = GullibleFactory()
+    deps = make_deps(tmp_path, factory=factory)
+    path = tmp_path / "late.jsonl"
+    path.write_text(json.dumps({"title": "Petrobras descobre novo campo", "source": "wire",
+                                "published": "2025-07-01T00:03:00-03:00"}) + "\n")
+    deps.news = FileNewsProvider(path)
+    record = run_cascade(build_graph(deps), "PETR4", as_of=AS_OF)
+    assert record["news"]["selected"] == 0
+    assert "novo campo" not in factory.gullible.prompts[0]

@@ -80,3 +80,21 @@ def test_make_market_provider_builds_the_auto_chain(tmp_path):
 def test_brapi_without_a_token_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="BRAPI_TOKEN"):
         make_market_provider(make_settings({("database_path",): str(tmp_path / "a.db")}), "brapi")
+
+
+def test_a_confirmation_timeframe_from_a_fallback_source_is_not_mixed_in(tmp_path):
+    """Daily bars from a live source, 1h only from the simulator: the 1h view must be marked unavailable."""
+    from agent.graph import build_graph, run_cascade
+    from tests.conftest import make_deps
+
+    class DailyOnly(FlakyProvider):
+        def get_bars(self, ticker, timeframe="1d", end=None, lookback=300):
+            if timeframe != "1d":
+                raise DataError(f"yfinance: no {timeframe} history that far back")
+            return super().get_bars(ticker, timeframe, end, lookback)
+
+    market = FallbackProvider([DailyOnly("yfinance", 0, DataError("unused")), SimProvider()])
+    record = run_cascade(build_graph(make_deps(tmp_path, market=market)), "PETR4", as_of="2025-06-30")
+    assert record["data_source"] == "yfinance" and "market:sim" not in record["defaults_in_use"]
+    secondary = {t["timeframe"]: t for t in record["timeframes"][1:]}
+    assert "only sim bars" in secondary["1h"]["unavailable"]
