@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from loguru import logger
 
@@ -95,39 +95,27 @@ class PaperBroker:
         trade = {"trade_id": f"{record['decision_id']}:open", "ts": ts, "action": "open", "ticker": record["ticker"],
                  "qty": qty, "price": price, "fees": fees, "profit": None, "decision_id": record["decision_id"],
                  "mode": "simulation"}
-        with self._lock, self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if db.execute("SELECT 1 FROM trades WHERE trade_id=?", (trade["trade_id"],)).fetchone():
-                    db.execute("ROLLBACK")
-                    return None  # this decision was already acted on
-                held = db.execute("SELECT qty FROM positions WHERE ticker=?", (trade["ticker"],)).fetchone()
-                if held and not self.allow_pyramiding:
-                    db.execute("ROLLBACK")
-                    logger.info("{}: BUY ignored, a position is open (pyramiding off)", trade["ticker"])
-                    return None
-                cash = db.execute("SELECT cash FROM account").fetchone()["cash"]
-                if qty * price + fees > cash:
-                    db.execute("ROLLBACK")
-                    logger.warning("{}: BUY of {} not filled: needs {:.2f}, cash {:.2f}", trade["ticker"], qty,
-                                   qty * price + fees, cash)
-                    return None
-                db.execute("UPDATE account SET cash = cash - ?", (qty * price + fees,))
-                if held:
-                    db.execute("UPDATE positions SET entry = (entry*qty + ?*?)/(qty + ?), qty = qty + ?, "
-                               "open_fees = open_fees + ? WHERE ticker=?",
-                               (price, qty, qty, qty, fees, trade["ticker"]))
-                else:
-                    db.execute("INSERT INTO positions VALUES (?,?,?,?,?,?,?,?)",
-                               (trade["ticker"], qty, price, fees, pos.get("stop"), pos.get("take_profit"),
-                                record["decision_id"], ts))
-                self._insert_trade(db, trade)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        append_jsonl(self.trades_log, trade)
-        return trade
+        def apply(db: sqlite3.Connection) -> bool:
+            held = db.execute("SELECT qty FROM positions WHERE ticker=?", (trade["ticker"],)).fetchone()
+            if held and not self.allow_pyramiding:
+                logger.info("{}: BUY ignored, a position is open (pyramiding off)", trade["ticker"])
+                return False
+            cash = db.execute("SELECT cash FROM account").fetchone()["cash"]
+            if qty * price + fees > cash:
+                logger.warning("{}: BUY of {} not filled: needs {:.2f}, cash {:.2f}", trade["ticker"], qty,
+                               qty * price + fees, cash)
+                return False
+            db.execute("UPDATE account SET cash = cash - ?", (qty * price + fees,))
+            if held:
+                db.execute("UPDATE positions SET entry = (entry*qty + ?*?)/(qty + ?), qty = qty + ?, "
+                           "open_fees = open_fees + ? WHERE ticker=?", (price, qty, qty, qty, fees, trade["ticker"]))
+            else:
+                db.execute("INSERT INTO positions VALUES (?,?,?,?,?,?,?,?)",
+                           (trade["ticker"], qty, price, fees, pos.get("stop"), pos.get("take_profit"),
+                            record["decision_id"], ts))
+            return True
+
+        return self._commit(trade, apply)
 
     def check_exits(self, ticker: str, bar: dict[str, float], ts: str) -> dict[str, Any] | None:
         """Close on the stop or the take-profit touched by ``bar``; a gap fills at the open.
@@ -154,14 +142,23 @@ class PaperBroker:
         trade = {"trade_id": f"{pos['decision_id']}:close", "ts": ts, "action": f"close_{why}",
                  "ticker": pos["ticker"], "qty": qty, "price": price, "fees": fees, "profit": profit,
                  "decision_id": pos["decision_id"], "mode": "simulation"}
+        def apply(db: sqlite3.Connection) -> bool:
+            db.execute("UPDATE account SET cash = cash + ?", (qty * price - fees,))
+            db.execute("DELETE FROM positions WHERE ticker=?", (pos["ticker"],))
+            return True
+
+        return self._commit(trade, apply)
+
+    def _commit(self, trade: dict[str, Any], apply: Callable[[sqlite3.Connection], bool]) -> dict[str, Any] | None:
+        """One transaction: skip a trade id already in the ledger, apply the change, record the trade;
+        then append it to trades.jsonl. None when nothing was done."""
         with self._lock, self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                if db.execute("SELECT 1 FROM trades WHERE trade_id=?", (trade["trade_id"],)).fetchone():
+                done_before = db.execute("SELECT 1 FROM trades WHERE trade_id=?", (trade["trade_id"],)).fetchone()
+                if done_before or not apply(db):
                     db.execute("ROLLBACK")
                     return None
-                db.execute("UPDATE account SET cash = cash + ?", (qty * price - fees,))
-                db.execute("DELETE FROM positions WHERE ticker=?", (pos["ticker"],))
                 self._insert_trade(db, trade)
                 db.execute("COMMIT")
             except BaseException:
