@@ -95,6 +95,7 @@ class PaperBroker:
         trade = {"trade_id": f"{record['decision_id']}:open", "ts": ts, "action": "open", "ticker": record["ticker"],
                  "qty": qty, "price": price, "fees": fees, "profit": None, "decision_id": record["decision_id"],
                  "mode": "simulation"}
+
         def apply(db: sqlite3.Connection) -> bool:
             held = db.execute("SELECT qty FROM positions WHERE ticker=?", (trade["ticker"],)).fetchone()
             if held and not self.allow_pyramiding:
