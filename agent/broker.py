@@ -143,6 +143,7 @@ class PaperBroker:
         trade = {"trade_id": f"{pos['decision_id']}:close", "ts": ts, "action": f"close_{why}",
                  "ticker": pos["ticker"], "qty": qty, "price": price, "fees": fees, "profit": profit,
                  "decision_id": pos["decision_id"], "mode": "simulation"}
+
         def apply(db: sqlite3.Connection) -> bool:
             db.execute("UPDATE account SET cash = cash + ?", (qty * price - fees,))
             db.execute("DELETE FROM positions WHERE ticker=?", (pos["ticker"],))
