@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import email.utils
 import math
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -59,6 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from agent.config import normalize_ticker
 from agent.errors import ConfigError, DataError
+from agent.log import redact
 from agent.market import DEFAULT_MAX_JUMP, OHLCV, Bars, is_index_ticker, validate_bars
 from agent.sink import B3_TZ
 
@@ -153,20 +153,6 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
             when = when.replace(tzinfo=timezone.utc)
         seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
     return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-_TOKEN_PARAM = re.compile(r"(?i)\b(token|apikey|api_key)=([^&\s\"']+)")
-_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
-
-
-def redact(text: str, *secrets: SecretStr | str | None) -> str:
-    """``text`` with each secret, any ``token=`` query value and any Bearer credential replaced by ``***``."""
-    for secret in secrets:
-        value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-        if value:
-            text = text.replace(value, "***")
-    text = _TOKEN_PARAM.sub(r"\1=***", text)
-    return _BEARER.sub(r"\1 ***", text)
 
 
 # ------------------------------------------------------------------ symbols, intervals and periods

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 from loguru import logger
+from pydantic import SecretStr
 
 from agent.config import Settings
 
@@ -17,10 +19,18 @@ def secret_values(settings: Settings) -> list[str]:
     return [v.get_secret_value() for v in values if v is not None and len(v.get_secret_value()) >= 4]
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    for s in secrets:
-        text = text.replace(s, MASK)
-    return text
+_TOKEN_PARAM = re.compile(r"(?i)\b(token|apikey|api_key)=([^&\s\"']+)")
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
+
+
+def redact(text: str, *secrets: SecretStr | str | None) -> str:
+    """``text`` with each secret, any ``token=`` query value and any Bearer credential masked."""
+    for secret in secrets:
+        value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+        if value:
+            text = text.replace(value, MASK)
+    text = _TOKEN_PARAM.sub(rf"\1={MASK}", text)
+    return _BEARER.sub(rf"\1 {MASK}", text)
 
 
 def setup_logging(settings: Settings, *, to_file: bool = True) -> None:
@@ -28,7 +38,7 @@ def setup_logging(settings: Settings, *, to_file: bool = True) -> None:
     secrets = secret_values(settings)
 
     def patch(record: dict) -> None:
-        record["message"] = redact(record["message"], secrets)
+        record["message"] = redact(record["message"], *secrets)
 
     logger.remove()
     logger.configure(patcher=patch)

@@ -87,7 +87,7 @@ def test_invalid_yaml_and_bad_tickers(tmp_path):
 def test_secrets_never_appear_in_reprs_or_errors():
     s = make_settings(environ={"BRAPI_TOKEN": "tok-123456"})
     assert "tok-123456" not in repr(s) and "tok-123456" not in str(s.model_dump())
-    assert redact("url?token=tok-123456", secret_values(s)) == "url?token=***"
+    assert redact("url?token=tok-123456", *secret_values(s)) == "url?token=***"
 
 
 def test_fingerprint_changes_with_decision_settings_only():
