@@ -59,7 +59,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from agent.config import normalize_ticker
 from agent.errors import ConfigError, DataError
 from agent.log import redact
-from agent.market import DEFAULT_MAX_JUMP, OHLCV, Bars, is_index_ticker, validate_bars
+from agent.market import DEFAULT_MAX_JUMP, OHLCV, Bars, bars_until, is_index_ticker, validate_bars
 from agent.sink import B3_TZ
 
 __all__ = [
@@ -239,12 +239,10 @@ def _b3_today() -> date:
 def _finish(provider: str, ticker: str, symbol: str, timeframe: str, frame: pd.DataFrame, end: date | None,
             lookback: int, max_jump: float, notes: list[str]) -> Bars:
     """Cut at ``end``, validate, keep the last ``lookback`` bars."""
-    if end is not None:
-        cut = pd.Timestamp(end) + pd.Timedelta(days=1)
-        if timeframe == "1wk":  # a week is complete only when its Friday is on or before ``end``
-            frame = frame.loc[frame.index + pd.Timedelta(days=4) < cut]
-        else:
-            frame = frame.loc[frame.index < cut]
+    if end is not None and timeframe == "1wk":  # a week is complete only when its Friday is on or before ``end``
+        frame = frame.loc[frame.index + pd.Timedelta(days=4) < pd.Timestamp(end) + pd.Timedelta(days=1)]
+    else:
+        frame = bars_until(frame, end)
     if frame.empty:
         raise DataError(f"{provider}: no {timeframe} bars for {symbol} up to {end or 'today'}")
     valid, report = validate_bars(frame, is_index=is_index_ticker(ticker), max_jump=max_jump)

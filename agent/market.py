@@ -166,10 +166,15 @@ def outside_regular_session(index: pd.DatetimeIndex) -> pd.Series:
     return pd.Series(outside, index=index)
 
 
+def bars_until(df: pd.DataFrame, end: date | str | None) -> pd.DataFrame:
+    """The bars stamped on or before the day ``end`` (all of them when ``end`` is None)."""
+    if end is None:
+        return df
+    return df.loc[df.index < pd.Timestamp(end) + pd.Timedelta(days=1)]
+
+
 def window_bars(df: pd.DataFrame, end: date | None, lookback: int) -> pd.DataFrame:
-    if end is not None:
-        df = df.loc[df.index < pd.Timestamp(end) + pd.Timedelta(days=1)]
-    return df.iloc[-lookback:]
+    return bars_until(df, end).iloc[-lookback:]
 
 
 def _ticker_seed(ticker: str, seed: int) -> int:
@@ -366,9 +371,7 @@ def _parse_csv(path: str, _mtime_ns: int) -> pd.DataFrame:
 def _validated_csv(path: str, mtime_ns: int, is_index: bool, max_jump: float,
                    end: str | None) -> tuple[pd.DataFrame, BarsReport]:
     """The file's bars up to ``end``, validated (cached, so backtests validate each cut once)."""
-    raw = _parse_csv(path, mtime_ns)
-    if end is not None:
-        raw = raw.loc[raw.index < pd.Timestamp(end) + pd.Timedelta(days=1)]
+    raw = bars_until(_parse_csv(path, mtime_ns), end)
     try:
         frame, report = validate_bars(raw, is_index=is_index, max_jump=max_jump)
     except (ValueError, TypeError) as exc:
