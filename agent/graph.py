@@ -46,12 +46,23 @@ def _tool_failure(stage: str, exc: Exception) -> dict[str, Any]:
     return {"error": f"{stage}: {exc}", "discarded_at": stage}
 
 
+def as_of_date(state: CascadeState) -> date | None:
+    """The replay date, or None for a live decision."""
+    return date.fromisoformat(state["as_of"][:10]) if state.get("as_of") else None
+
+
+def decision_time(state: CascadeState, deps: CascadeDeps) -> datetime:
+    """When the decision is made: the end of the replay day, or now for a live decision."""
+    end = as_of_date(state)
+    return datetime.combine(end, time(23, 59), B3_TZ) if end else deps.clock()
+
+
 def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
     """Fetch validated bars up to ``as_of`` and keep them in the state as plain columns."""
     s = deps.settings
     ticker = normalize_ticker(state["ticker"])
     try:
-        end = date.fromisoformat(state["as_of"][:10]) if state.get("as_of") else None
+        end = as_of_date(state)
         bars = deps.market.get_bars(ticker, s.market.timeframes.primary, end=end,
                                     lookback=s.market.lookback_bars)
         if len(bars) < s.market.min_bars:
@@ -60,11 +71,11 @@ def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
         return _tool_failure("market_data", exc)
     frame = bars.frame
     last = pd.Timestamp(frame.index[-1])
-    now = datetime.combine(end, time(23, 59), B3_TZ) if end else deps.clock()
+    now = decision_time(state, deps)
     timeframes = [timeframe_summary(frame, bars.timeframe).model_dump(mode="json")]
     for tf in (s.market.timeframes.secondary, s.market.timeframes.tertiary):
         timeframes.append(_secondary_timeframe(deps, ticker, tf, end, bars.source, last))
-    today = end or deps.clock().astimezone(B3_TZ).date()
+    today = now.astimezone(B3_TZ).date()
     return {
         "ticker": ticker,
         "market": {
@@ -142,8 +153,7 @@ def load_news(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
         kept, info = [], {"provider": deps.news.name if deps.news else None}
         batch = None
         try:
-            now = datetime.combine(date.fromisoformat(state["as_of"][:10]), time(23, 59), B3_TZ) \
-                if state.get("as_of") else deps.clock()
+            now = decision_time(state, deps)
             batch = deps.news_batch(now)
         except (AgentError, ValueError, OSError) as exc:
             COUNTERS.inc("news_errors_total", kind=type(exc).__name__)
