@@ -7,6 +7,7 @@ it falls back to simulated bars with a loud warning, and every record says ``dat
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -26,29 +27,26 @@ from agent.sink import B3_TZ
 SOURCES = ("sim", "csv", "auto", "yfinance", "brapi")
 
 
-def daily_cache_is_fresh(ticker: str, timeframe: str, last: pd.Timestamp) -> bool:
-    """Cached daily bars are fresh when they reach the last complete B3 session; intraday never is."""
-    if timeframe != "1d":
-        return False
+def last_complete_session() -> date | None:
+    """The last complete B3 session now; None outside the calendar's range."""
     from agent.b3calendar import default_calendar
 
     try:
-        return last.date() >= default_calendar().last_complete_session(datetime.now(B3_TZ))
+        return default_calendar().last_complete_session(datetime.now(B3_TZ))
     except ValueError:
-        return False
+        return None
+
+
+def daily_cache_is_fresh(ticker: str, timeframe: str, last: pd.Timestamp) -> bool:
+    """Cached daily bars are fresh when they reach the last complete B3 session; intraday never is."""
+    done = last_complete_session() if timeframe == "1d" else None
+    return done is not None and last.date() >= done
 
 
 def completed_daily_bars(timeframe: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Drop today's in-progress daily bar (live feeds include it while the session runs)."""
-    if timeframe != "1d" or frame.empty:
-        return frame
-    from agent.b3calendar import default_calendar
-
-    try:
-        last_done = pd.Timestamp(default_calendar().last_complete_session(datetime.now(B3_TZ)))
-    except ValueError:
-        return frame
-    return frame.loc[frame.index.normalize() <= last_done]
+    done = last_complete_session() if timeframe == "1d" and not frame.empty else None
+    return frame if done is None else frame.loc[frame.index.normalize() <= pd.Timestamp(done)]
 
 
 @dataclass
@@ -58,7 +56,7 @@ class RetryingProvider:
     inner: MarketDataProvider
     attempts: int = 3
     base_delay_s: float = 1.0
-    sleep: Callable[[float], None] = field(default=__import__("time").sleep, repr=False)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
     @property
     def name(self) -> str:
