@@ -28,6 +28,11 @@ Timeframe = Literal["1m", "5m", "15m", "30m", "1h", "1d", "1wk"]
 TICKER_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.^]{1,14}$")
 
 
+def comma_list(value: Any) -> Any:
+    """``"PETR4, VALE3"`` (as environment variables give lists) -> ``["PETR4", "VALE3"]``."""
+    return [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -146,10 +151,7 @@ class NewsSettings(_Strict):
     aliases: dict[str, list[str]] = Field(default_factory=dict)
     on_no_news: Literal["price_action", "pass", "discard"] = "price_action"
 
-    @field_validator("feeds", mode="before")
-    @classmethod
-    def _split_feeds(cls, v: Any) -> Any:
-        return [f.strip() for f in v.split(",") if f.strip()] if isinstance(v, str) else v
+    _split_feeds = field_validator("feeds", mode="before")(comma_list)
 
     @model_validator(mode="after")
     def _provider_has_its_source(self) -> "NewsSettings":
@@ -212,12 +214,7 @@ class Settings(_Strict):
     alerts: AlertSettings = AlertSettings()
     secrets: Secrets = Secrets()
 
-    @field_validator("tickers", mode="before")
-    @classmethod
-    def _split_tickers(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = [t for t in (p.strip() for p in v.split(",")) if t]
-        return v
+    _split_tickers = field_validator("tickers", mode="before")(comma_list)
 
     @field_validator("tickers")
     @classmethod
