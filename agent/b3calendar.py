@@ -20,7 +20,9 @@ from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
 
-SAO_PAULO = ZoneInfo("America/Sao_Paulo")
+from agent.sink import B3_TZ
+
+SAO_PAULO = B3_TZ  # one definition of B3 local time, shared with the records
 NEW_YORK = ZoneInfo("America/New_York")
 XCALS_NAME = "BVMF"
 RULE_START = date(2019, 11, 4)  # first session after Brazil ended its own DST
