@@ -125,12 +125,16 @@ def test_profitchart_values_use_decimal_comma_and_the_right_columns():
     assert (last["open"], last["high"], last["low"], last["close"], last["volume"]) == (30.93, 30.96, 30.82, 30.82, 5686700)
 
 
+def xpto3_frame(tmp_path, text: str) -> pd.DataFrame:
+    """Daily bars parsed from a small Yahoo-layout file written for the test."""
+    (tmp_path / "XPTO3.SA.csv").write_text(text)
+    return CsvProvider(tmp_path).get_bars("XPTO3").frame
+
+
 def test_yahoo_layout_with_adj_close_is_dividend_adjusted(tmp_path):
-    (tmp_path / "XPTO3.SA.csv").write_text(
-        "Date,Open,High,Low,Close,Adj Close,Volume\n"
-        "2024-01-02,10,11,9,10,9,100\n"
-        "2024-01-03,10,12,10,11,11,100\n")
-    f = CsvProvider(tmp_path).get_bars("XPTO3").frame
+    f = xpto3_frame(tmp_path, "Date,Open,High,Low,Close,Adj Close,Volume\n"
+                              "2024-01-02,10,11,9,10,9,100\n"
+                              "2024-01-03,10,12,10,11,11,100\n")
     assert list(f["close"]) == [9.0, 11.0]
     assert f.iloc[0][["open", "high", "low"]].tolist() == pytest.approx([9.0, 9.9, 8.1])
 
@@ -164,11 +168,9 @@ def test_as_of_cuts_the_file_before_validating_it():
 
 
 def test_yahoo_dates_with_changing_utc_offsets_keep_their_local_date(tmp_path):
-    (tmp_path / "XPTO3.SA.csv").write_text(
-        "Date,Open,High,Low,Close,Volume\n"
-        "2018-01-02 00:00:00-02:00,10,11,9,10,100\n"
-        "2018-03-01 00:00:00-03:00,10,11,9,10,100\n")
-    f = CsvProvider(tmp_path).get_bars("XPTO3").frame
+    f = xpto3_frame(tmp_path, "Date,Open,High,Low,Close,Volume\n"
+                              "2018-01-02 00:00:00-02:00,10,11,9,10,100\n"
+                              "2018-03-01 00:00:00-03:00,10,11,9,10,100\n")
     assert list(f.index) == [pd.Timestamp("2018-01-02"), pd.Timestamp("2018-03-01")]
 
 
