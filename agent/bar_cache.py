@@ -122,7 +122,6 @@ class CachedProvider:
                                 f"fetched {len(bars)} new bars, the rest from the cache")
 
     def _from_cache(self, ticker, timeframe, cached, end, lookback, note) -> Bars:
-
         frame, report = validate_bars(window_bars(cached, end, lookback), is_index=is_index_ticker(ticker))
         if frame.empty:
             raise DataError(f"cache has no {timeframe} bars for {ticker} up to {end}")

@@ -116,12 +116,12 @@ def validate_bars(raw: pd.DataFrame, *, is_index: bool = False, max_jump: float 
     if intraday:
         df = drop(outside_regular_session(df.index), "after_hours", df)
     elif len(df) > 1:  # on the prices as given: dropping untraded rows first could hide a split
-        change = df["close"].pct_change().abs()
-        jumps = change[change > max_jump]
+        change = df["close"].pct_change()
+        jumps = change[change.abs() > max_jump]
         if not jumps.empty:  # keep only the bars after the last split-like jump
             cut = jumps.index[-1]
             before = df.index < cut
-            notes.append(f"close moved {df['close'].pct_change().loc[cut]:+.0%} on {cut.date()} (split or broken "
+            notes.append(f"close moved {change.loc[cut]:+.0%} on {cut.date()} (split or broken "
                          f"data, threshold {max_jump:.0%}): the {int(before.sum())} bars before it were dropped")
             df = drop(pd.Series(before, index=df.index), "before_price_jump", df)
     if not is_index:

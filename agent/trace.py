@@ -72,7 +72,7 @@ def print_trace(record: dict[str, Any], console: Console | None = None) -> None:
         dropped = news.get("dropped") or []
         console.print(f"  news: {news.get('summary', '-')}"
                       + (f"  [red]dropped {len(dropped)}: {dropped[0]['reason']}[/]" if dropped else ""), highlight=False)
-    frames = [t for t in (record.get("timeframes") or [])[1:]]
+    frames = (record.get("timeframes") or [])[1:]
     if frames:
         console.print("  timeframes: " + "  ".join(
             f"{t['timeframe']} {t.get('trend', 'n/a')}" + (f" RSI {_fmt(t.get('rsi'), 0)}" if t.get("rsi") else "")
