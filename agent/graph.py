@@ -22,16 +22,17 @@ import pandas as pd
 from langgraph.graph import END, START, StateGraph
 from loguru import logger
 
-from agent.config import LAYER_NAMES, TICKER_RE, Settings, load_settings, normalize_ticker
-from agent.deps import CascadeDeps, build_deps
+from agent.cli import add_run_flags, exit_code, start
+from agent.config import LAYER_NAMES, TICKER_RE, normalize_ticker
+from agent.deps import CascadeDeps
 from agent.errors import AgentError, ConfigError, DataError, ProviderError
 from agent.layers import LAYERS, run_layer
 from agent.metrics import COUNTERS
 from agent.news import CLOCK_SKEW_TOLERANCE, DEFAULT_ALIASES, format_headlines, sanitize_for_prompt, screen_headline, select_headlines
 from agent.record import DecisionRecord, Position, combined_prompt_version, decision_id
 from agent.sink import B3_TZ
-from agent.sources import SOURCES
 from agent.state import CascadeState
+from agent.trace import print_trace
 from tools.indicators import bar_label, indicator_snapshot, timeframe_summary
 from tools.risk import RiskLimits, apply_size_factor, risk_snapshot
 
@@ -314,12 +315,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m agent.graph",
         description="Run the five-layer cascade once for one B3 ticker and print the trace and the decision.")
     p.add_argument("--ticker", required=True, help="B3 ticker, e.g. PETR4 (a .SA suffix is accepted)")
-    p.add_argument("--source", choices=SOURCES, help="market data source (env MARKET_SOURCE)")
-    p.add_argument("--data-dir", type=Path, help="directory of per-ticker daily CSVs for --source csv")
-    p.add_argument("--provider", choices=["auto", "ollama", "embedded"], help="LLM provider (env LLM_PROVIDER)")
+    add_run_flags(p)
     p.add_argument("--as-of", help="decide as of this date (YYYY-MM-DD): later bars are invisible")
     p.add_argument("--news-file", type=Path, help="local .jsonl/.csv of headlines for the sentiment layer")
-    p.add_argument("--config", type=Path, help="config file (default: config.yaml in the project)")
     p.add_argument("--json", action="store_true", help="print only the decision record (JSON) on stdout")
     p.add_argument("--no-record", action="store_true", help="do not append the record to the log sink")
     return p
@@ -327,28 +325,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from agent.trace import announce_defaults, print_error, print_trace
 
     try:
+        if not TICKER_RE.match(normalize_ticker(args.ticker)):
+            raise ConfigError(f"--ticker: {args.ticker!r} is not a B3 ticker (expected e.g. PETR4, VALE3)")
         if args.as_of:
             try:
                 date.fromisoformat(args.as_of)
             except ValueError:
                 raise ConfigError(f"--as-of: {args.as_of!r} is not a date (YYYY-MM-DD)") from None
-        settings: Settings = load_settings(args.config, overrides={
-            ("market", "source"): args.source, ("market", "data_dir"): args.data_dir, ("llm", "provider"): args.provider,
-            ("news", "provider"): "file" if args.news_file else None, ("news", "file"): args.news_file})
-        from agent.log import setup_logging
-
-        setup_logging(settings)
-        deps = build_deps(settings, sink=not args.no_record)
-        announce_defaults(deps)
-        if not TICKER_RE.match(normalize_ticker(args.ticker)):
-            raise ConfigError(f"--ticker: {args.ticker!r} is not a B3 ticker (expected e.g. PETR4, VALE3)")
+        deps = start(args, {("news", "provider"): "file" if args.news_file else None, ("news", "file"): args.news_file},
+                     sink=not args.no_record)
         record = run_cascade(build_graph(deps), args.ticker, as_of=args.as_of)
     except (ConfigError, ProviderError) as exc:
-        print_error(exc)
-        return 2 if isinstance(exc, ConfigError) else 3
+        return exit_code(exc)
     if args.json:
         sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         sys.stdout.flush()

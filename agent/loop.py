@@ -11,16 +11,13 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
 from loguru import logger
 
-from agent.config import load_settings
-from agent.deps import build_deps
+from agent.cli import add_run_flags, exit_code, start
 from agent.errors import ConfigError, ProviderError
 from agent.graph import build_graph, run_cascade
 from agent.metrics import COUNTERS
-from agent.sources import SOURCES
 
 
 def run_cycle(graph, tickers: tuple[str, ...], stop: threading.Event) -> dict[str, int]:
@@ -43,27 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m agent.loop", description="Run the cascade over B3_TICKERS forever.")
     p.add_argument("--cycles", type=int, default=0, help="stop after N cycles (0 = run until stopped)")
     p.add_argument("--interval", type=int, help="seconds between cycles (env ANALYSIS_INTERVAL)")
-    p.add_argument("--source", choices=SOURCES)
-    p.add_argument("--data-dir", type=Path)
-    p.add_argument("--provider", choices=["auto", "ollama", "embedded"])
-    p.add_argument("--config", type=Path)
+    add_run_flags(p)
     args = p.parse_args(argv)
     if args.cycles < 0:
         p.error("--cycles must be >= 0")
 
-    from agent.log import setup_logging
-    from agent.trace import announce_defaults, print_error
-
     try:
-        settings = load_settings(args.config, overrides={
-            ("market", "source"): args.source, ("market", "data_dir"): args.data_dir,
-            ("llm", "provider"): args.provider, ("analysis_interval_s",): args.interval})
-        setup_logging(settings)
-        deps = build_deps(settings)
+        deps = start(args, {("analysis_interval_s",): args.interval})
     except (ConfigError, ProviderError) as exc:
-        print_error(exc)
-        return 2 if isinstance(exc, ConfigError) else 3
-    announce_defaults(deps)
+        return exit_code(exc)
+    settings = deps.settings
     graph = build_graph(deps)
 
     stop = threading.Event()

@@ -1,0 +1,44 @@
+"""What the command-line entry points share: the data and LLM flags, start-up, and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from agent.config import load_settings
+from agent.deps import CascadeDeps, build_deps
+from agent.errors import ConfigError
+from agent.log import setup_logging
+from agent.sources import SOURCES
+from agent.trace import announce_defaults, print_error
+
+EXIT_CONFIG, EXIT_PROVIDER = 2, 3
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", choices=SOURCES, help="market data source (env MARKET_SOURCE)")
+    p.add_argument("--data-dir", type=Path, help="directory of per-ticker CSVs for --source csv")
+    p.add_argument("--provider", choices=["auto", "ollama", "embedded"], help="LLM provider (env LLM_PROVIDER)")
+    p.add_argument("--config", type=Path, help="config file (default: config.yaml in the project)")
+
+
+def start(args: argparse.Namespace, overrides: dict[tuple[str, ...], Any] | None = None, *,
+          sink: bool = True) -> CascadeDeps:
+    """Validate the config (flags win), set up logging, wire the parts and announce embedded defaults.
+
+    Raises ConfigError or ProviderError; ``exit_code`` turns them into the documented exit status.
+    """
+    settings = load_settings(args.config, overrides={
+        ("market", "source"): args.source, ("market", "data_dir"): args.data_dir, ("llm", "provider"): args.provider,
+        **(overrides or {})})
+    setup_logging(settings)
+    deps = build_deps(settings, sink=sink)
+    announce_defaults(deps)
+    return deps
+
+
+def exit_code(exc: Exception) -> int:
+    """Print a start-up error and return its exit status (2: config, 3: LLM provider)."""
+    print_error(exc)
+    return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_PROVIDER
