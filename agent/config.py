@@ -179,12 +179,54 @@ class MetricsSettings(_Strict):
 
 
 class AlertSettings(_Strict):
+    """Each channel is on when its settings are present; alerts go out from a queue, never inline."""
+
     telegram_chat_id: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
     slack_webhook_url: SecretStr | None = None
     smtp_host: str | None = None
     smtp_port: int = Field(587, ge=1, le=65535)
     smtp_user: str | None = None
+    smtp_starttls: bool = True
+    email_from: str | None = None
     email_to: str | None = None
+    timeout_s: float = Field(10.0, gt=0, le=120)
+    queue_size: int = Field(100, ge=1, le=100_000)
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _api_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("must be an http(s) URL such as https://api.telegram.org")
+        return v.rstrip("/")
+
+
+class LoopSettings(_Strict):
+    market_hours: Literal["auto", "always", "never"] = "auto"  # auto: gate live sources only (sim/csv run any time)
+    stall_after_intervals: float = Field(3.0, ge=1.0, le=1000.0)  # alert when no cycle completed in this many intervals
+    failure_backoff_max_s: int = Field(3600, ge=0, le=86_400)  # cap on the backoff of a ticker failing the same way
+
+
+class BrokerSettings(_Strict):
+    """Paper-broker costs. B3 charges emolumentos + liquidação on traded value; corretagem is per order."""
+
+    slippage_bps: float = Field(5.0, ge=0.0, le=1000.0)
+    fee_bps: float = Field(3.25, ge=0.0, le=1000.0)
+    commission: float = Field(0.0, ge=0.0, le=10_000.0)
+    allow_pyramiding: bool = False
+
+
+class KillSwitchSettings(_Strict):
+    """Portfolio limits that halt trading (deterministic code; only a person resumes)."""
+
+    max_daily_loss: float = Field(0.03, gt=0.0, le=1.0)  # of the equity at the start of the B3 day
+    max_drawdown: float = Field(0.15, gt=0.0, le=1.0)  # of the peak equity
+    max_open_positions: int = Field(5, ge=1, le=1000)  # open positions plus pending orders
+
+
+class BackupSettings(_Strict):
+    dir: Path = Path("backups")
+    keep_days: int = Field(7, ge=1, le=3650)
 
 
 class Secrets(_Strict):
@@ -212,6 +254,10 @@ class Settings(_Strict):
     database_path: Path = Path("data/agent.db")
     metrics: MetricsSettings = MetricsSettings()
     alerts: AlertSettings = AlertSettings()
+    loop: LoopSettings = LoopSettings()
+    broker: BrokerSettings = BrokerSettings()
+    kill_switch: KillSwitchSettings = KillSwitchSettings()
+    backup: BackupSettings = BackupSettings()
     secrets: Secrets = Secrets()
 
     _split_tickers = field_validator("tickers", mode="before")(comma_list)
@@ -306,6 +352,17 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "SMTP_PORT": ("alerts", "smtp_port"),
     "SMTP_USER": ("alerts", "smtp_user"),
     "ALERT_EMAIL_TO": ("alerts", "email_to"),
+    "ALERT_EMAIL_FROM": ("alerts", "email_from"),
+    "LOOP_MARKET_HOURS": ("loop", "market_hours"),
+    "SLIPPAGE_BPS": ("broker", "slippage_bps"),
+    "B3_FEE_BPS": ("broker", "fee_bps"),
+    "BROKER_COMMISSION": ("broker", "commission"),
+    "ALLOW_PYRAMIDING": ("broker", "allow_pyramiding"),
+    "MAX_DAILY_LOSS": ("kill_switch", "max_daily_loss"),
+    "MAX_PORTFOLIO_DRAWDOWN": ("kill_switch", "max_drawdown"),
+    "MAX_OPEN_POSITIONS": ("kill_switch", "max_open_positions"),
+    "BACKUP_DIR": ("backup", "dir"),
+    "BACKUP_KEEP_DAYS": ("backup", "keep_days"),
     "BRAPI_TOKEN": ("secrets", "brapi_token"),
     "TELEGRAM_TOKEN": ("secrets", "telegram_token"),
     "SMTP_PASSWORD": ("secrets", "smtp_password"),
