@@ -31,6 +31,7 @@ from agent.llm_output import (
     check_citations,
     parse_answer,
 )
+from agent.log import perf_log
 from agent.metrics import COUNTERS
 from agent.state import CascadeState, LayerResult
 
@@ -323,7 +324,11 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
                                  prompt_version=version, output=answer.model_dump(mode="json"))
             if isinstance(answer, RiskAnswer) and passed:
                 update["size_factor"] = min(state.get("size_factor", 1.0), answer.size_factor)
-    COUNTERS.inc("layer_results_total", layer=spec.name, outcome="pass" if result.passed else "discard")
+    outcome = "pass" if result.passed else "discard"
+    COUNTERS.inc("layer_results_total", layer=spec.name, outcome=outcome)
+    COUNTERS.observe("layer_latency_seconds", result.latency_ms / 1000.0, layer=spec.name, model=result.model)
+    perf_log().info("layer ticker={} layer={} model={} provider={} outcome={} latency_ms={:.1f}", state["ticker"],
+                    spec.name, result.model, result.provider, outcome, result.latency_ms)
     update["layers"] = [result.model_dump(mode="json")]
     if not result.passed:
         update["discarded_at"] = spec.name

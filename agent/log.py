@@ -1,4 +1,9 @@
-"""Logging with loguru. Secret values from the config are masked in every message."""
+"""Logging with loguru. Secret values from the config are masked in every message.
+
+Under LOG_DIR: ``trading-agent.log`` (everything), ``errors.log`` (ERROR and above) and
+``performance.log`` (one line per layer call and per cycle, written through ``perf_log()``),
+each rotated and kept LOG_RETENTION_DAYS days.
+"""
 
 from __future__ import annotations
 
@@ -33,8 +38,21 @@ def redact(text: str, *secrets: SecretStr | str | None) -> str:
     return _BEARER.sub(rf"\1 {MASK}", text)
 
 
+def perf_log():
+    """The logger for latency lines: they go to ``performance.log`` only, never to the console."""
+    return logger.bind(perf=True)
+
+
+def _is_perf(record: dict) -> bool:
+    return bool(record["extra"].get("perf"))
+
+
+def _not_perf(record: dict) -> bool:
+    return not record["extra"].get("perf")
+
+
 def setup_logging(settings: Settings, *, to_file: bool = True) -> None:
-    """stderr at LOG_LEVEL, plus ``LOG_DIR/trading-agent.log`` (rotating) unless ``to_file`` is off."""
+    """stderr at LOG_LEVEL, plus the files under LOG_DIR (rotating) unless ``to_file`` is off."""
     secrets = secret_values(settings)
 
     def patch(record: dict) -> None:
@@ -43,9 +61,13 @@ def setup_logging(settings: Settings, *, to_file: bool = True) -> None:
     logger.remove()
     logger.configure(patcher=patch)
     fmt = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
-    logger.add(sys.stderr, level=settings.logging.level, format=fmt, backtrace=False, diagnose=False)
+    logger.add(sys.stderr, level=settings.logging.level, format=fmt, backtrace=False, diagnose=False, filter=_not_perf)
     if to_file:
-        settings.logging.dir.mkdir(parents=True, exist_ok=True)
-        logger.add(settings.logging.dir / "trading-agent.log", level=settings.logging.level, rotation="20 MB",
-                   retention=f"{settings.logging.retention_days} days", backtrace=False, diagnose=False,
-                   enqueue=False, encoding="utf-8")
+        log_dir = settings.logging.dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        keep = dict(rotation="20 MB", retention=f"{settings.logging.retention_days} days", backtrace=False,
+                    diagnose=False, encoding="utf-8")
+        logger.add(log_dir / "trading-agent.log", level=settings.logging.level, filter=_not_perf, **keep)
+        logger.add(log_dir / "errors.log", level="ERROR", filter=_not_perf, **keep)
+        logger.add(log_dir / "performance.log", level="INFO", filter=_is_perf,
+                   format="{time:YYYY-MM-DDTHH:mm:ss.SSSZZ} {message}", **keep)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
@@ -71,6 +71,33 @@ class DecisionSink:
             append_jsonl(path, record, self.fsync)
         return path
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        for path in sorted(self.log_dir.glob("[0-9][0-9][0-9][0-9]-[0-9][0-9]/[0-9][0-9].jsonl")):
-            yield from read_jsonl(path)
+    def files(self) -> list[tuple[date, Path]]:
+        """Every daily record file with its B3 date, oldest first (anything else in LOG_DIR is ignored)."""
+        out = []
+        for path in self.log_dir.glob("[0-9][0-9][0-9][0-9]-[0-9][0-9]/[0-9][0-9].jsonl"):
+            try:
+                out.append((date.fromisoformat(f"{path.parent.name}-{path.stem}"), path))
+            except ValueError:
+                continue
+        return sorted(out)
+
+    def records(self, since: date | None = None) -> Iterator[dict[str, Any]]:
+        for day, path in self.files():
+            if since is None or day >= since:
+                yield from read_jsonl(path)
+
+    def prune(self, retention_days: int, today: date) -> list[Path]:
+        """Delete daily files older than ``retention_days`` (LOG_RETENTION_DAYS) and empty month folders."""
+        cutoff = today - timedelta(days=retention_days)
+        removed = []
+        with self._lock:
+            for day, path in self.files():
+                if day < cutoff:
+                    path.unlink()
+                    removed.append(path)
+            for month in {p.parent for p in removed}:
+                if not any(month.iterdir()):
+                    month.rmdir()
+        if removed:
+            logger.info("retention: removed {} decision file(s) older than {} days", len(removed), retention_days)
+        return removed
