@@ -1,12 +1,19 @@
-"""The paper broker: simulated fills, B3 costs and rule-based exits, in an SQLite ledger (WAL).
+"""The paper broker: pending orders, simulated fills, B3 costs and rule-based exits, in an SQLite ledger (WAL).
 
-Restart safety comes from two rules:
-- every trade has a deterministic id (``<decision_id>:open`` / ``:close``) that the ledger keeps
-  UNIQUE, so acting twice on the same decision is impossible, even after a crash;
+A BUY decision becomes a *pending order*; the first daily bar after the decision's bar fills it at
+its open plus slippage. Every later bar is checked against the position's stop and take-profit.
+The live loop and the backtester feed the same bars through ``process_bars``, so their
+accounting cannot drift apart.
+
+Restart safety comes from three rules:
+- an order's id is the deterministic ``decision_id`` and every trade id derives from it
+  (``<decision_id>:open`` / ``:close``); the ledger keeps them UNIQUE, so acting twice on the
+  same decision is impossible, even after a crash;
+- an order, its fill, and the position change commit in one transaction;
 - the ledger commits first and ``trades.jsonl`` is appended after; ``reconcile()`` on start-up
   appends any committed trade the log lacks (a torn last line is skipped, never glued).
 Sizes, stops and targets come from the decision record (computed by tools/risk.py); the broker
-never enlarges them. This module is not wired into the loop yet.
+never enlarges them.
 """
 
 from __future__ import annotations
@@ -16,21 +23,30 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
+import pandas as pd
 from loguru import logger
 
 from agent.sink import append_jsonl, read_jsonl
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS account (id INTEGER PRIMARY KEY CHECK (id = 1), initial REAL NOT NULL, cash REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    decision_id TEXT PRIMARY KEY, ticker TEXT NOT NULL, bar_date TEXT NOT NULL, qty INTEGER NOT NULL,
+    stop REAL, take_profit REAL NOT NULL, status TEXT NOT NULL, reason TEXT, created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS positions (
     ticker TEXT PRIMARY KEY, qty INTEGER NOT NULL, entry REAL NOT NULL, open_fees REAL NOT NULL,
-    stop REAL, take_profit REAL, decision_id TEXT NOT NULL, opened_at TEXT NOT NULL);
+    stop REAL, take_profit REAL, decision_id TEXT NOT NULL, entry_bar TEXT NOT NULL, checked_through TEXT,
+    opened_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trades (
-    trade_id TEXT PRIMARY KEY, ts TEXT NOT NULL, action TEXT NOT NULL, ticker TEXT NOT NULL, qty INTEGER NOT NULL,
-    price REAL NOT NULL, fees REAL NOT NULL, profit REAL, decision_id TEXT NOT NULL, mode TEXT NOT NULL);
+    trade_id TEXT PRIMARY KEY, ts TEXT NOT NULL, bar_date TEXT NOT NULL, action TEXT NOT NULL, ticker TEXT NOT NULL,
+    qty INTEGER NOT NULL, price REAL NOT NULL, fees REAL NOT NULL, profit REAL, decision_id TEXT NOT NULL,
+    mode TEXT NOT NULL);
 """
+TRADE_COLUMNS = ("trade_id", "ts", "bar_date", "action", "ticker", "qty", "price", "fees", "profit", "decision_id",
+                 "mode")
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,23 @@ class Costs:
 
     def fees(self, value: float) -> float:
         return round(value * self.fee_bps / 10_000 + self.commission, 2)
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One daily bar as the broker sees it (``date`` is ISO ``YYYY-MM-DD``)."""
+
+    date: str
+    open: float
+    high: float
+    low: float
+    close: float
+
+
+def bars_from_frame(frame: pd.DataFrame) -> list[Bar]:
+    """Validated OHLC bars (agent.market) -> broker bars, oldest first."""
+    return [Bar(pd.Timestamp(ts).date().isoformat(), float(r.open), float(r.high), float(r.low), float(r.close))
+            for ts, r in zip(frame.index, frame.itertuples(index=False))]
 
 
 class PaperBroker:
@@ -68,9 +101,27 @@ class PaperBroker:
         with self._db() as db:
             return db.execute("SELECT cash FROM account").fetchone()["cash"]
 
+    @property
+    def initial_capital(self) -> float:
+        with self._db() as db:
+            return db.execute("SELECT initial FROM account").fetchone()["initial"]
+
     def positions(self) -> dict[str, dict[str, Any]]:
         with self._db() as db:
             return {r["ticker"]: dict(r) for r in db.execute("SELECT * FROM positions")}
+
+    def orders(self, status: str | None = None, ticker: str | None = None) -> list[dict[str, Any]]:
+        query, args = "SELECT * FROM orders WHERE 1=1", []
+        if status:
+            query, args = query + " AND status=?", [*args, status]
+        if ticker:
+            query, args = query + " AND ticker=?", [*args, ticker]
+        with self._db() as db:
+            return [dict(r) for r in db.execute(query + " ORDER BY bar_date, rowid", args)]
+
+    def has_order(self, decision_id: str) -> bool:
+        with self._db() as db:
+            return db.execute("SELECT 1 FROM orders WHERE decision_id=?", (decision_id,)).fetchone() is not None
 
     def trades(self) -> list[dict[str, Any]]:
         with self._db() as db:
@@ -82,65 +133,114 @@ class PaperBroker:
 
     # ------------------------------------------------------------------ orders
 
-    def open_from_decision(self, record: dict[str, Any], next_open: float, ts: str) -> dict[str, Any] | None:
-        """Fill a BUY record at the next bar's open plus slippage. None when there is nothing to do."""
+    def submit(self, record: dict[str, Any], ts: str) -> dict[str, Any] | None:
+        """Queue a BUY record as a pending order, filled by the first bar after its bar. Once per decision id."""
         pos = record.get("position") or {}
         qty = int(pos.get("shares") or 0)
-        if record.get("decision") != "BUY" or qty <= 0:
+        if record.get("decision") != "BUY" or qty <= 0 or not record.get("bar_date"):
             return None
-        if not (math.isfinite(next_open) and next_open > 0):
-            raise ValueError(f"{record['ticker']}: next open {next_open!r} is not a price")
-        price = round(next_open * (1 + self.costs.slippage_bps / 10_000), 4)
+        order = {"decision_id": record["decision_id"], "ticker": record["ticker"], "bar_date": record["bar_date"][:10],
+                 "qty": qty, "stop": pos.get("stop"), "take_profit": pos["take_profit"], "status": "pending",
+                 "reason": None, "created_at": ts, "updated_at": ts}
+        with self._lock, self._db() as db:
+            cur = db.execute("INSERT OR IGNORE INTO orders VALUES (:decision_id,:ticker,:bar_date,:qty,:stop,"
+                             ":take_profit,:status,:reason,:created_at,:updated_at)", order)
+        if cur.rowcount == 0:
+            return None
+        logger.info("{}: order queued: BUY {} at the next open (decision {})", order["ticker"], qty,
+                    order["decision_id"])
+        return order
+
+    def cancel_pending(self, reason: str, ts: str, ticker: str | None = None) -> int:
+        with self._lock, self._db() as db:
+            query = "UPDATE orders SET status='cancelled', reason=?, updated_at=? WHERE status='pending'"
+            args: list[Any] = [reason, ts]
+            if ticker:
+                query, args = query + " AND ticker=?", [*args, ticker]
+            n = db.execute(query, args).rowcount
+        if n:
+            logger.warning("cancelled {} pending order(s): {}", n, reason)
+        return n
+
+    def process_bars(self, ticker: str, bars: Iterable[Bar], ts: str) -> list[dict[str, Any]]:
+        """Walk ``ticker``'s bars in order: fill pending orders at the first later open, then check exits.
+
+        Bars already checked are skipped, so feeding the same window every cycle is harmless.
+        """
+        trades = []
+        for bar in sorted(bars, key=lambda b: b.date):
+            for order in self.orders("pending", ticker):
+                if bar.date > order["bar_date"]:
+                    trade = self._fill(order, bar, ts)
+                    if trade:
+                        trades.append(trade)
+            pos = self.positions().get(ticker)
+            if pos and bar.date >= pos["entry_bar"] and (pos["checked_through"] or "") < bar.date:
+                trade = self._check_exit(pos, bar, ts)
+                if trade:
+                    trades.append(trade)
+        return trades
+
+    def _fill(self, order: dict[str, Any], bar: Bar, ts: str) -> dict[str, Any] | None:
+        if not (math.isfinite(bar.open) and bar.open > 0):
+            raise ValueError(f"{order['ticker']} {bar.date}: open {bar.open!r} is not a price")
+        qty = order["qty"]
+        price = round(bar.open * (1 + self.costs.slippage_bps / 10_000), 4)
         fees = self.costs.fees(qty * price)
-        trade = {"trade_id": f"{record['decision_id']}:open", "ts": ts, "action": "open", "ticker": record["ticker"],
-                 "qty": qty, "price": price, "fees": fees, "profit": None, "decision_id": record["decision_id"],
-                 "mode": "simulation"}
+        trade = {"trade_id": f"{order['decision_id']}:open", "ts": ts, "bar_date": bar.date, "action": "open",
+                 "ticker": order["ticker"], "qty": qty, "price": price, "fees": fees, "profit": None,
+                 "decision_id": order["decision_id"], "mode": "simulation"}
+
+        def reject(db: sqlite3.Connection, reason: str) -> bool:
+            logger.warning("{}: order {} not filled: {}", order["ticker"], order["decision_id"], reason)
+            db.execute("UPDATE orders SET status='rejected', reason=?, updated_at=? WHERE decision_id=?",
+                       (reason, ts, order["decision_id"]))
+            return False
 
         def apply(db: sqlite3.Connection) -> bool:
-            held = db.execute("SELECT qty FROM positions WHERE ticker=?", (trade["ticker"],)).fetchone()
-            if held and not self.allow_pyramiding:
-                logger.info("{}: BUY ignored, a position is open (pyramiding off)", trade["ticker"])
+            still = db.execute("SELECT status FROM orders WHERE decision_id=?", (order["decision_id"],)).fetchone()
+            if still is None or still["status"] != "pending":
                 return False
+            held = db.execute("SELECT qty FROM positions WHERE ticker=?", (order["ticker"],)).fetchone()
+            if held and not self.allow_pyramiding:
+                return reject(db, "a position is already open (pyramiding off)")
             cash = db.execute("SELECT cash FROM account").fetchone()["cash"]
             if qty * price + fees > cash:
-                logger.warning("{}: BUY of {} not filled: needs {:.2f}, cash {:.2f}", trade["ticker"], qty,
-                               qty * price + fees, cash)
-                return False
+                return reject(db, f"needs {qty * price + fees:.2f} BRL, cash is {cash:.2f}")
             db.execute("UPDATE account SET cash = cash - ?", (qty * price + fees,))
+            db.execute("UPDATE orders SET status='filled', updated_at=? WHERE decision_id=?", (ts, order["decision_id"]))
             if held:
                 db.execute("UPDATE positions SET entry = (entry*qty + ?*?)/(qty + ?), qty = qty + ?, "
-                           "open_fees = open_fees + ? WHERE ticker=?", (price, qty, qty, qty, fees, trade["ticker"]))
+                           "open_fees = open_fees + ? WHERE ticker=?", (price, qty, qty, qty, fees, order["ticker"]))
             else:
-                db.execute("INSERT INTO positions VALUES (?,?,?,?,?,?,?,?)",
-                           (trade["ticker"], qty, price, fees, pos.get("stop"), pos.get("take_profit"),
-                            record["decision_id"], ts))
+                db.execute("INSERT INTO positions VALUES (?,?,?,?,?,?,?,?,?,?)",
+                           (order["ticker"], qty, price, fees, order["stop"], order["take_profit"],
+                            order["decision_id"], bar.date, None, ts))
             return True
 
         return self._commit(trade, apply)
 
-    def check_exits(self, ticker: str, bar: dict[str, float], ts: str) -> dict[str, Any] | None:
+    def _check_exit(self, pos: dict[str, Any], bar: Bar, ts: str) -> dict[str, Any] | None:
         """Close on the stop or the take-profit touched by ``bar``; a gap fills at the open.
 
         When one bar touches both, the stop is assumed first (the conservative reading).
         """
-        pos = self.positions().get(ticker)
-        if pos is None:
-            return None
         stop, target = pos["stop"], pos["take_profit"]
-        if stop is not None and bar["low"] <= stop:
-            exit_price, why = min(bar["open"], stop), "stop"
-        elif target is not None and bar["high"] >= target:
-            exit_price, why = max(bar["open"], target), "take_profit"
-        else:
-            return None
-        return self._close(pos, exit_price, ts, why)
+        if stop is not None and bar.low <= stop:
+            return self._close(pos, min(bar.open, stop), bar, ts, "stop")
+        if target is not None and bar.high >= target:
+            return self._close(pos, max(bar.open, target), bar, ts, "take_profit")
+        with self._lock, self._db() as db:
+            db.execute("UPDATE positions SET checked_through=? WHERE ticker=? AND decision_id=?",
+                       (bar.date, pos["ticker"], pos["decision_id"]))
+        return None
 
-    def _close(self, pos: dict[str, Any], raw_price: float, ts: str, why: str) -> dict[str, Any] | None:
+    def _close(self, pos: dict[str, Any], raw_price: float, bar: Bar, ts: str, why: str) -> dict[str, Any] | None:
         price = round(raw_price * (1 - self.costs.slippage_bps / 10_000), 4)
         qty = pos["qty"]
         fees = self.costs.fees(qty * price)
         profit = round((price - pos["entry"]) * qty - fees - pos["open_fees"], 2)
-        trade = {"trade_id": f"{pos['decision_id']}:close", "ts": ts, "action": f"close_{why}",
+        trade = {"trade_id": f"{pos['decision_id']}:close", "ts": ts, "bar_date": bar.date, "action": f"close_{why}",
                  "ticker": pos["ticker"], "qty": qty, "price": price, "fees": fees, "profit": profit,
                  "decision_id": pos["decision_id"], "mode": "simulation"}
 
@@ -153,27 +253,22 @@ class PaperBroker:
 
     def _commit(self, trade: dict[str, Any], apply: Callable[[sqlite3.Connection], bool]) -> dict[str, Any] | None:
         """One transaction: skip a trade id already in the ledger, apply the change, record the trade;
-        then append it to trades.jsonl. None when nothing was done."""
+        then append it to trades.jsonl. None when no trade was made (``apply`` may still record why)."""
         with self._lock, self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 done_before = db.execute("SELECT 1 FROM trades WHERE trade_id=?", (trade["trade_id"],)).fetchone()
                 if done_before or not apply(db):
-                    db.execute("ROLLBACK")
+                    db.execute("COMMIT")  # keeps a rejection's status; nothing else was written
                     return None
-                self._insert_trade(db, trade)
+                db.execute(f"INSERT INTO trades VALUES ({','.join('?' * len(TRADE_COLUMNS))})",
+                           [trade[c] for c in TRADE_COLUMNS])
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
         append_jsonl(self.trades_log, trade)
         return trade
-
-    @staticmethod
-    def _insert_trade(db: sqlite3.Connection, t: dict[str, Any]) -> None:
-        db.execute("INSERT INTO trades VALUES (?,?,?,?,?,?,?,?,?,?)",
-                   (t["trade_id"], t["ts"], t["action"], t["ticker"], t["qty"], t["price"], t["fees"], t["profit"],
-                    t["decision_id"], t["mode"]))
 
     # ------------------------------------------------------------------ restart
 

@@ -8,85 +8,127 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.broker import Costs, PaperBroker
+from agent.broker import Bar, Costs, PaperBroker, bars_from_frame
 from agent.sink import read_jsonl
 
 COSTS = Costs(slippage_bps=10.0, fee_bps=3.25, commission=2.0)
+DECIDED, NEXT, LATER = "2025-06-30", "2025-07-01", "2025-07-02"
 
 
-def buy(decision_id: str, ticker="PETR4", shares=100, stop=9.0, target=12.0) -> dict:
-    return {"decision_id": decision_id, "ticker": ticker, "decision": "BUY",
+def buy(decision_id: str, ticker="PETR4", shares=100, stop=9.0, target=12.0, bar_date=DECIDED) -> dict:
+    return {"decision_id": decision_id, "ticker": ticker, "decision": "BUY", "bar_date": bar_date,
             "position": {"shares": shares, "entry": 10.0, "stop": stop, "take_profit": target, "size_factor": 1.0}}
+
+
+def flat(day: str, price: float) -> Bar:
+    return Bar(day, price, price, price, price)
 
 
 def make(tmp_path, capital=100_000.0, **kw) -> PaperBroker:
     return PaperBroker(tmp_path / "ledger.db", tmp_path / "trades.jsonl", capital, COSTS, **kw)
 
 
-def test_buy_fills_at_next_open_plus_slippage_with_b3_costs(tmp_path):
+def open_at(broker: PaperBroker, record: dict, price: float, day: str = NEXT) -> dict | None:
+    """Submit the BUY and feed the next bar (flat at ``price``). The open trade, or None."""
+    broker.submit(record, "t0")
+    trades = broker.process_bars(record["ticker"], [flat(day, price)], "t1")
+    return next((t for t in trades if t["action"] == "open"), None)
+
+
+def test_buy_fills_at_the_next_bars_open_plus_slippage_with_b3_costs(tmp_path):
     broker = make(tmp_path)
-    trade = broker.open_from_decision(buy("d1"), next_open=10.0, ts="2025-07-01T10:00:00-03:00")
-    assert trade["price"] == pytest.approx(10.01)
+    assert broker.submit(buy("d1"), "t0")["status"] == "pending"
+    assert broker.process_bars("PETR4", [flat(DECIDED, 9.0)], "t1") == []  # the decision's own bar never fills it
+    [trade] = broker.process_bars("PETR4", [flat(DECIDED, 9.0), Bar(NEXT, 10.0, 10.2, 9.9, 10.1)], "t2")
+    assert trade["price"] == pytest.approx(10.01) and trade["bar_date"] == NEXT
     assert trade["fees"] == pytest.approx(round(100 * 10.01 * 3.25 / 10_000 + 2.0, 2))
     assert broker.cash == pytest.approx(100_000 - 1001.0 - trade["fees"])
+    assert broker.orders("filled")[0]["decision_id"] == "d1" and broker.orders("pending") == []
     logged = list(read_jsonl(tmp_path / "trades.jsonl"))
     assert logged == [trade]
     assert set(trade) >= {"action", "ticker", "qty", "price", "fees", "profit", "decision_id", "mode"}
 
 
 def test_the_same_decision_never_fills_twice_even_after_restart(tmp_path):
-    make(tmp_path).open_from_decision(buy("d1"), 10.0, "t1")
+    open_at(make(tmp_path), buy("d1"), 10.0)
     again = make(tmp_path)  # a restart: new process, same ledger
-    assert again.open_from_decision(buy("d1"), 10.0, "t1") is None
+    assert again.submit(buy("d1"), "t5") is None
+    assert again.process_bars("PETR4", [flat(NEXT, 10.0), flat(LATER, 10.0)], "t6") == []
     assert len(again.trades()) == 1 and len(list(read_jsonl(tmp_path / "trades.jsonl"))) == 1
 
 
 def test_a_buy_while_open_does_not_double_unless_pyramiding(tmp_path):
     broker = make(tmp_path)
-    broker.open_from_decision(buy("d1"), 10.0, "t1")
-    assert broker.open_from_decision(buy("d2"), 10.5, "t2") is None
+    open_at(broker, buy("d1"), 10.0)
+    assert open_at(broker, buy("d2", bar_date=NEXT), 10.5, day=LATER) is None
     assert broker.positions()["PETR4"]["qty"] == 100
+    assert broker.orders("rejected")[0]["reason"].startswith("a position is already open")
     pyramid = make(tmp_path / "p", allow_pyramiding=True)
-    pyramid.open_from_decision(buy("d1"), 10.0, "t1")
-    pyramid.open_from_decision(buy("d2"), 10.5, "t2")
+    open_at(pyramid, buy("d1"), 10.0)
+    open_at(pyramid, buy("d2", bar_date=NEXT), 10.5, day=LATER)
     assert pyramid.positions()["PETR4"]["qty"] == 200
 
 
 def test_hold_and_unaffordable_buys_do_nothing(tmp_path):
     broker = make(tmp_path, capital=500.0)
-    assert broker.open_from_decision({**buy("d0"), "decision": "HOLD"}, 10.0, "t") is None
-    assert broker.open_from_decision(buy("d1"), 10.0, "t") is None  # 100 shares cost more than 500
+    assert broker.submit({**buy("d0"), "decision": "HOLD"}, "t") is None
+    assert open_at(broker, buy("d1"), 10.0) is None  # 100 shares cost more than 500
     assert broker.cash == 500.0 and broker.trades() == []
+    assert "cash is 500.00" in broker.orders("rejected")[0]["reason"]
+
+
+def test_cancelled_orders_never_fill(tmp_path):
+    broker = make(tmp_path)
+    broker.submit(buy("d1"), "t0")
+    assert broker.cancel_pending("kill switch HALTED", "t1") == 1
+    assert broker.process_bars("PETR4", [flat(NEXT, 10.0)], "t2") == []
+    assert broker.orders("cancelled")[0]["reason"] == "kill switch HALTED"
 
 
 @pytest.mark.parametrize(("bar", "action", "raw_price"), [
-    ({"open": 9.5, "high": 9.8, "low": 8.5, "close": 8.7}, "close_stop", 9.0),
-    ({"open": 8.0, "high": 8.2, "low": 7.5, "close": 7.9}, "close_stop", 8.0),  # gap through the stop
-    ({"open": 11.0, "high": 12.5, "low": 10.9, "close": 12.2}, "close_take_profit", 12.0),
-    ({"open": 10.0, "high": 12.5, "low": 8.5, "close": 10.0}, "close_stop", 9.0),  # both touched: stop first
+    (Bar(LATER, 9.5, 9.8, 8.5, 8.7), "close_stop", 9.0),
+    (Bar(LATER, 8.0, 8.2, 7.5, 7.9), "close_stop", 8.0),  # gap through the stop
+    (Bar(LATER, 11.0, 12.5, 10.9, 12.2), "close_take_profit", 12.0),
+    (Bar(LATER, 10.0, 12.5, 8.5, 10.0), "close_stop", 9.0),  # both touched: stop first
 ])
 def test_rule_based_exits(tmp_path, bar, action, raw_price):
     broker = make(tmp_path)
-    opened = broker.open_from_decision(buy("d1"), 10.0, "t1")
-    closed = broker.check_exits("PETR4", bar, "t2")
-    assert closed["action"] == action
+    opened = open_at(broker, buy("d1"), 10.0)
+    [closed] = broker.process_bars("PETR4", [flat(NEXT, 10.0), bar], "t2")
+    assert closed["action"] == action and closed["bar_date"] == LATER
     assert closed["price"] == pytest.approx(raw_price * (1 - 10 / 10_000))
     assert closed["profit"] == pytest.approx((closed["price"] - opened["price"]) * 100 - closed["fees"] - opened["fees"],
                                              abs=0.01)
     assert broker.positions() == {}
-    assert broker.check_exits("PETR4", bar, "t3") is None
+    assert broker.process_bars("PETR4", [bar], "t3") == []
 
 
-def test_no_exit_inside_the_range(tmp_path):
+def test_the_fill_bar_itself_can_stop_the_position_out(tmp_path):
     broker = make(tmp_path)
-    broker.open_from_decision(buy("d1"), 10.0, "t1")
-    assert broker.check_exits("PETR4", {"open": 10, "high": 11, "low": 9.5, "close": 10.5}, "t2") is None
+    broker.submit(buy("d1"), "t0")
+    opened, closed = broker.process_bars("PETR4", [Bar(NEXT, 10.0, 10.1, 8.8, 8.9)], "t1")
+    assert (opened["action"], closed["action"]) == ("open", "close_stop")
+
+
+def test_no_exit_inside_the_range_and_checked_bars_are_not_rechecked(tmp_path):
+    broker = make(tmp_path)
+    open_at(broker, buy("d1"), 10.0)
+    assert broker.process_bars("PETR4", [Bar(LATER, 10, 11, 9.5, 10.5)], "t2") == []
+    assert broker.positions()["PETR4"]["checked_through"] == LATER
+
+
+def test_bars_from_a_validated_frame(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"open": [1.0, 2.0], "high": [1.5, 2.5], "low": [0.5, 1.5], "close": [1.2, 2.2],
+                          "volume": [10, 20]}, index=pd.to_datetime(["2025-07-01", "2025-07-02"]))
+    assert bars_from_frame(frame) == [Bar("2025-07-01", 1.0, 1.5, 0.5, 1.2), Bar("2025-07-02", 2.0, 2.5, 1.5, 2.2)]
 
 
 def test_restart_after_a_crash_between_ledger_and_log_reconciles_without_duplicates(tmp_path):
     broker = make(tmp_path)
-    broker.open_from_decision(buy("d1"), 10.0, "t1")
-    broker.open_from_decision(buy("d2", ticker="VALE3"), 50.0, "t2")
+    open_at(broker, buy("d1"), 10.0)
+    open_at(broker, buy("d2", ticker="VALE3", stop=45.0, target=60.0), 50.0)
     log = tmp_path / "trades.jsonl"
     lines = log.read_text().splitlines()
     log.write_text(lines[0] + "\n" + lines[1][:25])  # the process died mid-write of the second line
@@ -105,10 +147,11 @@ def test_accounting_identity_and_no_negative_cash(tmp_path_factory, steps):
     path = tmp_path_factory.mktemp("acct")
     broker = make(path, capital=50_000.0)
     for i, (ticker, lots, price, move) in enumerate(steps):
-        broker.open_from_decision(buy(f"d{i}", ticker, lots * 100, stop=price * 0.9, target=price * 1.1), price, f"t{i}")
+        day = f"2025-{1 + i // 28:02d}-{1 + i % 28:02d}"
+        broker.submit(buy(f"d{i}", ticker, lots * 100, stop=price * 0.9, target=price * 1.1, bar_date=day), f"t{i}")
         moved = price * (1 + move)
-        broker.check_exits(ticker, {"open": moved, "high": max(moved, price), "low": min(moved, price),
-                                    "close": moved}, f"t{i}b")
+        nxt = f"{day}T1"  # sorts after ``day`` and before the next day: this step's fill bar
+        broker.process_bars(ticker, [Bar(nxt, price, max(moved, price), min(moved, price), moved)], f"t{i}b")
         assert broker.cash >= 0
     held = sum(p["qty"] * p["entry"] + p["open_fees"] for p in broker.positions().values())
     realised = sum(t["profit"] for t in broker.trades() if t["profit"] is not None)
