@@ -241,7 +241,7 @@ class Settings(_Strict):
     simulation_mode: bool = True
     enable_real_trading: bool = False
     tickers: tuple[str, ...] = ("PETR4",)
-    analysis_interval_s: int = Field(300, ge=10, le=86_400)
+    analysis_interval_s: int = Field(300, ge=1, le=86_400)
     llm: LLMSettings = LLMSettings()
     ollama: OllamaSettings = OllamaSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()

@@ -34,6 +34,7 @@ class CascadeDeps:
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     sleep: Callable[[float], None] = time.sleep
     news: NewsProvider | None = None
+    guard: Callable[[str], str | None] | None = None  # why a new BUY of a ticker is blocked (the paper trader)
     _models: dict[str, BaseChatModel] = field(default_factory=dict, repr=False)
     _news_batches: dict[tuple[str, int], NewsBatch] = field(default_factory=dict, repr=False)
 

@@ -212,7 +212,8 @@ def route_after_layer(state: CascadeState) -> Literal["continue", "discard"]:
 # ------------------------------------------------------------------ decision node
 
 def decide(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
-    """BUY only when every layer passed, no risk rule blocks and the position is not empty."""
+    """BUY only when every layer passed, no risk rule blocks, the position is not empty and the
+    portfolio guard (kill switch, open positions; the loop's paper trader) allows a new buy."""
     s = deps.settings
     ticker = state["ticker"]
     market, risk = state.get("market") or {}, state.get("risk")
@@ -237,6 +238,8 @@ def decide(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
             discarded_at, reason = "decision", f"risk rule: {'; '.join(risk['blocks'])}"
         elif shares <= 0:
             discarded_at, reason = "decision", f"position shrunk to zero lots (size factor {factor:.2f})"
+        elif deps.guard and (blocked := deps.guard(ticker)):
+            discarded_at, reason = "portfolio", f"BUY blocked: {blocked}"
         else:
             decision, reason = "BUY", final["reason"]
 

@@ -1,0 +1,107 @@
+"""The kill switch: RUNNING, NO_NEW_BUYS or HALTED, persisted in SQLite so a restart keeps it.
+
+- RUNNING: the cascade runs and BUYs become paper orders.
+- NO_NEW_BUYS: the cascade still runs and records its decisions, but a BUY becomes HOLD and
+  pending orders are cancelled. Open positions keep their stops and targets.
+- HALTED: no cascade runs (no LLM calls); pending orders are cancelled. Open positions keep
+  their stops and targets, because closing on a stop only ever reduces risk.
+A breach of the daily-loss or drawdown limit sets HALTED automatically. Only a person resumes
+(``python -m agent.loop --resume``), which also restarts the loss baselines from the current equity.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from agent.config import KillSwitchSettings
+
+
+class TradingState(StrEnum):
+    RUNNING = "RUNNING"
+    NO_NEW_BUYS = "NO_NEW_BUYS"
+    HALTED = "HALTED"
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS kill_switch (
+    id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, reason TEXT NOT NULL, changed_at TEXT NOT NULL,
+    changed_by TEXT NOT NULL, day TEXT, day_open REAL, peak REAL);
+CREATE TABLE IF NOT EXISTS kill_switch_log (
+    ts TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, changed_by TEXT NOT NULL);
+"""
+
+
+def limit_breach(equity: float, day_open: float, peak: float, limits: KillSwitchSettings) -> str | None:
+    """Which portfolio limit ``equity`` breaks, if any (pure code, so tests and backtests share it)."""
+    if day_open > 0 and (day_open - equity) / day_open >= limits.max_daily_loss:
+        return (f"daily loss {(day_open - equity) / day_open:.1%} reached the limit {limits.max_daily_loss:.1%} "
+                f"(equity {equity:,.2f} against {day_open:,.2f} at the day's start)")
+    if peak > 0 and (peak - equity) / peak >= limits.max_drawdown:
+        return (f"drawdown {(peak - equity) / peak:.1%} reached the limit {limits.max_drawdown:.1%} "
+                f"(equity {equity:,.2f} against a peak of {peak:,.2f})")
+    return None
+
+
+class KillSwitch:
+    def __init__(self, db_path: Path):
+        self.db_path = Path(db_path)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+            db.execute("INSERT OR IGNORE INTO kill_switch (id, state, reason, changed_at, changed_by) "
+                       "VALUES (1, 'RUNNING', 'initial state', '', 'system')")
+
+    def _db(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        return db
+
+    def status(self) -> dict[str, Any]:
+        with self._db() as db:
+            return dict(db.execute("SELECT state, reason, changed_at, changed_by, day, day_open, peak "
+                                   "FROM kill_switch").fetchone())
+
+    @property
+    def state(self) -> TradingState:
+        return TradingState(self.status()["state"])
+
+    def set(self, state: TradingState, reason: str, by: str, ts: str) -> bool:
+        """Change the state (logged with who and why). Resuming clears the loss baselines. True if it changed."""
+        state = TradingState(state)
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            before = db.execute("SELECT state FROM kill_switch").fetchone()["state"]
+            if before == state:
+                db.execute("COMMIT")
+                return False
+            reset = ", day=NULL, day_open=NULL, peak=NULL" if state == TradingState.RUNNING else ""
+            db.execute(f"UPDATE kill_switch SET state=?, reason=?, changed_at=?, changed_by=?{reset}",
+                       (state.value, reason, ts, by))
+            db.execute("INSERT INTO kill_switch_log VALUES (?,?,?,?)", (ts, state.value, reason, by))
+            db.execute("COMMIT")
+        logger.warning("kill switch: {} -> {} by {}: {}", before, state.value, by, reason)
+        return True
+
+    def mark(self, equity: float, day: str, limits: KillSwitchSettings, ts: str) -> str | None:
+        """Update the day's opening equity and the peak, and HALT on a breached limit. Returns the breach."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT day, day_open, peak FROM kill_switch").fetchone()
+            day_open = row["day_open"] if row["day"] == day and row["day_open"] is not None else equity
+            peak = max(row["peak"] if row["peak"] is not None else equity, equity)
+            db.execute("UPDATE kill_switch SET day=?, day_open=?, peak=?", (day, day_open, peak))
+            db.execute("COMMIT")
+        breach = limit_breach(equity, day_open, peak, limits)
+        if breach and self.state != TradingState.HALTED:
+            self.set(TradingState.HALTED, breach, "limit", ts)
+        return breach
+
+    def history(self) -> list[dict[str, Any]]:
+        with self._db() as db:
+            return [dict(r) for r in db.execute("SELECT * FROM kill_switch_log ORDER BY rowid")]

@@ -1,0 +1,135 @@
+"""Paper trading around the cascade: decisions become orders, bars move the ledger, limits halt it.
+
+One object shared by the live loop and the backtester, so both trade by the same rules:
+- ``guard(ticker)``: why a new BUY must not happen now (kill switch, open positions, pending order);
+  the graph's ``decide`` node turns a blocked BUY into HOLD with that reason;
+- ``on_bars(ticker, frame)``: fill pending orders at the next open, check stops and targets;
+- ``on_decision(record)``: a BUY record becomes a pending order (once per decision id);
+- ``mark(closes, day)``: equity, drawdown and daily P&L, the kill-switch limits, and the gauges.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Protocol
+
+import pandas as pd
+from loguru import logger
+
+from agent.broker import Costs, PaperBroker, bars_from_frame
+from agent.config import KillSwitchSettings, Settings
+from agent.kill_switch import KillSwitch, TradingState
+from agent.metrics import COUNTERS
+from agent.sink import B3_TZ, DecisionSink
+
+
+class Notifier(Protocol):
+    def trade(self, trade: dict[str, Any]) -> None: ...
+
+    def halt(self, state: str, reason: str) -> None: ...
+
+
+class PaperTrader:
+    def __init__(self, broker: PaperBroker, switch: KillSwitch, limits: KillSwitchSettings,
+                 notifier: Notifier | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self.broker, self.switch, self.limits = broker, switch, limits
+        self.notifier, self.clock = notifier, clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, notifier: Notifier | None = None, **kw: Any) -> "PaperTrader":
+        """The ledger and kill switch in DATABASE_PATH, the trade log in LOG_DIR/trades.jsonl."""
+        b = settings.broker
+        broker = PaperBroker(settings.database_path, settings.logging.dir / "trades.jsonl", settings.risk.capital,
+                             Costs(b.slippage_bps, b.fee_bps, b.commission), b.allow_pyramiding)
+        return cls(broker, KillSwitch(settings.database_path), settings.kill_switch, notifier, **kw)
+
+    def _ts(self) -> str:
+        return self.clock().astimezone(B3_TZ).isoformat(timespec="seconds")
+
+    # ------------------------------------------------------------------ before a decision
+
+    def guard(self, ticker: str) -> str | None:
+        """Why a new BUY of ``ticker`` must not happen now, or None."""
+        state = self.switch.state
+        if state != TradingState.RUNNING:
+            return f"kill switch is {state.value}: no new buys"
+        positions, pending = self.broker.positions(), self.broker.orders("pending")
+        if any(o["ticker"] == ticker for o in pending):
+            return f"an order for {ticker} is already pending"
+        if ticker in positions and not self.broker.allow_pyramiding:
+            return f"a {ticker} position is already open (pyramiding off)"
+        if len(positions) + len(pending) >= self.limits.max_open_positions:
+            return (f"max open positions reached ({len(positions)} open + {len(pending)} pending, "
+                    f"limit {self.limits.max_open_positions})")
+        return None
+
+    # ------------------------------------------------------------------ market and decisions
+
+    def on_bars(self, ticker: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        """Feed ``ticker``'s latest daily bars: fills, then stops and targets. Returns the trades made."""
+        if self.switch.state != TradingState.RUNNING:
+            self.broker.cancel_pending(f"kill switch is {self.switch.state.value}", self._ts(), ticker)
+        trades = self.broker.process_bars(ticker, bars_from_frame(frame), self._ts())
+        for trade in trades:
+            COUNTERS.inc("trades_total", action=trade["action"])
+            logger.info("{} {} {} @ {:.2f} (fees {:.2f}{})", trade["ticker"], trade["action"], trade["qty"],
+                        trade["price"], trade["fees"],
+                        f", profit {trade['profit']:+.2f}" if trade["profit"] is not None else "")
+            if self.notifier:
+                self.notifier.trade(trade)
+        return trades
+
+    def on_decision(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """A BUY record becomes a pending order, unless the guard now forbids it. None when nothing queued."""
+        if record.get("decision") != "BUY":
+            return None
+        blocked = self.guard(record["ticker"])
+        if blocked:
+            logger.warning("{}: BUY {} not queued: {}", record["ticker"], record["decision_id"], blocked)
+            return None
+        return self.broker.submit(record, self._ts())
+
+    def resubmit_unqueued(self, sink: DecisionSink, days: int = 7) -> int:
+        """After a crash between a BUY record and its order: queue recent BUYs the ledger never saw."""
+        since = self.clock().astimezone(B3_TZ).date() - timedelta(days=days)
+        queued = 0
+        for record in sink.records(since=since):
+            if record.get("decision") == "BUY" and not self.broker.has_order(record["decision_id"]):
+                queued += self.on_decision(record) is not None
+        if queued:
+            logger.warning("restart: queued {} BUY decision(s) recorded before the crash", queued)
+        return queued
+
+    # ------------------------------------------------------------------ the kill switch
+
+    def set_state(self, state: TradingState, reason: str, by: str) -> bool:
+        changed = self.switch.set(state, reason, by, self._ts())
+        if changed and state != TradingState.RUNNING:
+            self.broker.cancel_pending(f"kill switch set to {state.value}: {reason}", self._ts())
+        if changed and self.notifier and state == TradingState.HALTED:
+            self.notifier.halt(state.value, reason)
+        return changed
+
+    def mark(self, closes: dict[str, float], day: date) -> dict[str, Any]:
+        """Portfolio status at ``closes``; halts on a breached limit. Also sets the Prometheus gauges."""
+        before = self.switch.state
+        equity = self.broker.equity(closes)
+        breach = self.switch.mark(equity, day.isoformat(), self.limits, self._ts())
+        status = self.switch.status()
+        state = TradingState(status["state"])
+        if state == TradingState.HALTED and before != TradingState.HALTED:
+            self.broker.cancel_pending(f"kill switch HALTED: {breach}", self._ts())
+            if self.notifier:
+                self.notifier.halt(state.value, status["reason"])
+        positions, pending = self.broker.positions(), self.broker.orders("pending")
+        peak, day_open = status["peak"] or equity, status["day_open"] or equity
+        out = {"equity": equity, "cash": self.broker.cash, "open_positions": len(positions),
+               "pending_orders": len(pending), "drawdown": (peak - equity) / peak if peak else 0.0,
+               "daily_pnl": (equity - day_open) / day_open if day_open else 0.0, "state": state.value,
+               "state_reason": status["reason"]}
+        for name in ("equity", "cash", "open_positions", "pending_orders", "drawdown", "daily_pnl"):
+            COUNTERS.set_gauge(f"portfolio_{name}", out[name])
+        for s in TradingState:
+            COUNTERS.set_gauge("kill_switch_state", 1.0 if s == state else 0.0, state=s.value)
+        return out
