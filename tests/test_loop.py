@@ -1,0 +1,309 @@
+"""The continuous loop on simulated data with fake models: cycles, paper fills, kill switches, backoff,
+calendar gating, the watchdog and the log layout."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from agent.errors import DataError
+from agent.kill_switch import KillSwitch, TradingState, limit_breach
+from agent.loop import Backoff, TradingLoop, Watchdog, failure_kind, main
+from agent.market import SimProvider
+from agent.metrics import COUNTERS
+from agent.sink import read_jsonl
+from agent.trader import PaperTrader
+from tests.conftest import DISCARD, LOOSE_RISK, FakeFactory, PASS, make_deps, make_settings
+
+START = date(2025, 6, 30)  # a Monday
+
+
+class MarketDays:
+    """A sim market and a clock that move one B3 weekday forward when asked."""
+
+    def __init__(self, day: date = START):
+        self.day = day
+        self.market = SimProvider(seed=7, today=day)
+
+    def clock(self) -> datetime:
+        return datetime.combine(self.day, datetime.min.time(), timezone.utc) + timedelta(hours=21)
+
+    def advance(self) -> None:
+        self.day += timedelta(days=3 if self.day.weekday() == 4 else 1)
+        self.market.today = self.day
+
+
+class RecordingNotifier:
+    def __init__(self):
+        self.events: list[tuple] = []
+
+    def trade(self, trade):
+        self.events.append(("trade", trade["action"], trade["ticker"]))
+
+    def halt(self, state, reason):
+        self.events.append(("halt", state, reason))
+
+    def stall(self, idle, interval):
+        self.events.append(("stall", idle))
+
+
+def setup_loop(tmp_path: Path, answers=None, tickers=("PETR4", "VALE3"), overrides=None, factory=None):
+    settings = make_settings({**LOOSE_RISK, ("tickers",): list(tickers), ("logging", "dir"): tmp_path / "logs",
+                              ("database_path",): tmp_path / "data" / "agent.db", ("analysis_interval_s",): 60,
+                              **(overrides or {})})
+    days = MarketDays()
+    deps = make_deps(tmp_path, answers, settings=settings, market=days.market, factory=factory)
+    deps.clock = days.clock
+    notifier = RecordingNotifier()
+    trader = PaperTrader.from_settings(settings, notifier, clock=days.clock)
+    loop = TradingLoop(deps, trader, notifier=notifier, wait=lambda s: False)
+    return loop, days, notifier
+
+
+def test_multi_cycle_loop_buys_then_fills_at_the_next_open(tmp_path):
+    loop, days, notifier = setup_loop(tmp_path)
+    first = loop.run_cycle()
+    assert first.counts == {"BUY": 2, "HOLD": 0, "failed": 0, "skipped": 0}
+    assert [o["ticker"] for o in first.orders] == ["PETR4", "VALE3"] and first.trades == []
+    assert first.portfolio["pending_orders"] == 2
+
+    days.advance()
+    second = loop.run_cycle()
+    opens = [t for t in second.trades if t["action"] == "open"]
+    assert {t["ticker"] for t in opens} == {"PETR4", "VALE3"}
+    next_open = days.market.get_bars("PETR4").frame.loc[str(days.day), "open"]
+    petr = next(t for t in opens if t["ticker"] == "PETR4")
+    assert petr["bar_date"] == str(days.day) and petr["price"] == pytest.approx(next_open * 1.0005, rel=1e-6)
+    # a position is open, so the second BUY on PETR4 is a HOLD that says why
+    assert second.counts["HOLD"] == 2
+    records = [r for r in loop.deps.sink.records() if r["bar_date"] == str(days.day)]
+    assert all(r["discarded_at"] == "portfolio" and "already open" in r["reason"] for r in records)
+    assert ("trade", "open", "PETR4") in notifier.events
+
+    logged = list(read_jsonl(tmp_path / "logs" / "trades.jsonl"))
+    assert [t["trade_id"] for t in logged] == [t["trade_id"] for t in loop.trader.broker.trades()]
+    assert all(set(t) >= {"action", "ticker", "qty", "price", "fees", "profit", "decision_id", "mode"} for t in logged)
+    assert COUNTERS.get("cycles_total") == 2 and COUNTERS.gauge("portfolio_open_positions") == 2
+    assert COUNTERS.gauge("kill_switch_state", state="RUNNING") == 1.0
+
+
+def test_run_stops_after_cycles_and_heartbeats(tmp_path):
+    loop, days, _ = setup_loop(tmp_path, tickers=("PETR4",))
+    assert loop.run(cycles=3) == 3
+    assert COUNTERS.get("cycles_total") == 3
+    assert COUNTERS.histogram("cycle_duration_seconds").count == 3
+    assert COUNTERS.gauge("last_cycle_success_timestamp_seconds") > 0
+
+
+def test_a_stop_request_abandons_the_rest_of_the_cycle(tmp_path):
+    loop, _, _ = setup_loop(tmp_path, tickers=("PETR4", "VALE3", "ITUB4"))
+    original = loop.trader.on_decision
+
+    def stop_after_first(record):
+        loop.stop.set()  # as SIGTERM would, while the first ticker is in flight
+        return original(record)
+
+    loop.trader.on_decision = stop_after_first
+    loop.wait = loop.stop.wait
+    assert loop.run(cycles=0) == 1
+    assert len(list(loop.deps.sink.records())) == 1  # the ticker in flight finished; the others never started
+
+
+def test_no_new_buys_turns_a_buy_into_a_hold_with_the_reason(tmp_path):
+    loop, _, _ = setup_loop(tmp_path, tickers=("PETR4",))
+    loop.trader.set_state(TradingState.NO_NEW_BUYS, "maintenance", "operator")
+    report = loop.run_cycle()
+    [record] = loop.deps.sink.records()
+    assert record["decision"] == "HOLD" and record["discarded_at"] == "portfolio"
+    assert "NO_NEW_BUYS" in record["reason"] and report.orders == []
+
+
+def test_halted_runs_no_llm_but_still_manages_stops(tmp_path):
+    factory = FakeFactory(PASS)
+    loop, days, notifier = setup_loop(tmp_path, tickers=("PETR4",), factory=factory)
+    loop.run_cycle()
+    days.advance()
+    loop.run_cycle()  # filled
+    assert loop.trader.broker.positions()
+    calls = len(factory.calls)
+    loop.trader.set_state(TradingState.HALTED, "operator says stop", "operator")
+    assert ("halt", "HALTED", "operator says stop") in notifier.events
+    pos = loop.trader.broker.positions()["PETR4"]
+    with loop.trader.broker._db() as db:  # move the stop above the market: the next bar must stop it out
+        db.execute("UPDATE positions SET stop=? WHERE ticker='PETR4'", (pos["entry"] * 10,))
+    days.advance()
+    report = loop.run_cycle()
+    assert len(factory.calls) == calls  # no LLM call while halted
+    assert [t["action"] for t in report.trades] == ["close_stop"]
+    assert report.counts == {"BUY": 0, "HOLD": 0, "failed": 0, "skipped": 0}
+
+
+def test_max_open_positions_blocks_further_buys(tmp_path):
+    loop, _, _ = setup_loop(tmp_path, tickers=("PETR4", "VALE3"), overrides={("kill_switch", "max_open_positions"): 1})
+    report = loop.run_cycle()
+    assert len(report.orders) == 1
+    vale = next(r for r in loop.deps.sink.records() if r["ticker"] == "VALE3")
+    assert vale["decision"] == "HOLD" and "max open positions" in vale["reason"]
+
+
+def test_a_daily_loss_halts_persists_and_needs_a_person_to_resume(tmp_path, monkeypatch):
+    loop, days, notifier = setup_loop(tmp_path, tickers=("PETR4",), overrides={("kill_switch", "max_daily_loss"): 0.01})
+    loop.run_cycle()
+    days.advance()
+    loop.run_cycle()
+    trader = loop.trader
+    [pos] = trader.broker.positions().values()
+    equity = trader.broker.equity({"PETR4": pos["entry"]})
+    crash = pos["entry"] - 0.02 * equity / pos["qty"]  # a 2% loss of equity on the day
+    trader.broker.submit({"decision_id": "late", "ticker": "VALE3", "decision": "BUY", "bar_date": str(days.day),
+                          "position": {"shares": 100, "entry": 1.0, "stop": 0.5, "take_profit": 2.0,
+                                       "size_factor": 1.0}}, "t")
+    status = trader.mark({"PETR4": crash}, days.day)
+    assert status["state"] == "HALTED" and "daily loss" in status["state_reason"]
+    assert trader.broker.orders("pending") == []  # pending orders cancelled by the halt
+    assert notifier.events[-1][:2] == ("halt", "HALTED")
+    assert KillSwitch(tmp_path / "data" / "agent.db").state == TradingState.HALTED  # survives a restart
+
+    monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "data" / "agent.db"))
+    assert main(["--resume"]) == 0
+    assert KillSwitch(tmp_path / "data" / "agent.db").state == TradingState.RUNNING
+    # resuming restarts the baselines: the same equity is no longer a breach
+    assert trader.mark({"PETR4": crash}, days.day)["state"] == "RUNNING"
+
+
+def test_halt_and_status_from_the_command_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "agent.db"))
+    assert main(["--halt", "going on holiday"]) == 0
+    assert main(["--status"]) == 0
+    status = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert status["state"] == "HALTED" and status["reason"] == "going on holiday"
+    assert main(["--no-new-buys"]) == 0
+    assert KillSwitch(tmp_path / "agent.db").history()[-1]["state"] == "NO_NEW_BUYS"
+
+
+def test_an_operator_halt_from_another_shell_is_noticed_and_alerted(tmp_path):
+    loop, _, notifier = setup_loop(tmp_path, tickers=("PETR4",))
+    KillSwitch(loop.settings.database_path).set(TradingState.HALTED, "from another shell", "operator", "t")
+    loop.run_cycle()
+    assert ("halt", "HALTED", "from another shell") in notifier.events
+    assert list(loop.deps.sink.records()) == []
+
+
+@pytest.mark.parametrize(("equity", "day_open", "peak", "expected"), [
+    (97_000, 100_000, 100_000, "daily loss"),
+    (97_100, 100_000, 100_000, None),
+    (85_000, 86_000, 100_000, "drawdown"),
+    (86_000, 86_000, 100_000, None),
+])
+def test_limit_breach(equity, day_open, peak, expected):
+    limits = make_settings().kill_switch
+    got = limit_breach(equity, day_open, peak, limits)
+    assert (got is None) if expected is None else (expected in got)
+
+
+class FailingFor(SimProvider):
+    """Sim bars, except one ticker whose data source is down."""
+
+    def __init__(self, bad: str, **kw):
+        super().__init__(**kw)
+        self.bad = bad
+
+    def get_bars(self, ticker, *a, **kw):
+        if ticker == self.bad:
+            raise DataError(f"{ticker}: source down")
+        return super().get_bars(ticker, *a, **kw)
+
+
+def test_a_failing_ticker_never_stops_the_loop_and_backs_off(tmp_path):
+    loop, days, _ = setup_loop(tmp_path, tickers=("PETR4", "VALE3"), answers={"sentiment": DISCARD["sentiment"]})
+    loop.deps.market = FailingFor("VALE3", seed=7, today=days.day)
+    reports = [loop.run_cycle() for _ in range(5)]
+    vale = [r for r in loop.deps.sink.records() if r["ticker"] == "VALE3"]
+    assert all(r["discarded_at"] == "market_data" for r in vale)
+    # fail, fail (streak 2: skip 1), skipped, fail (streak 3: skip 2), skipped
+    assert [r.counts["skipped"] for r in reports] == [0, 0, 1, 0, 1]
+    assert len(vale) == 3 and len([r for r in loop.deps.sink.records() if r["ticker"] == "PETR4"]) == 5
+    assert COUNTERS.get("ticker_backoffs_total", ticker="VALE3") == 2
+
+
+def test_backoff_resets_on_success_and_on_a_different_failure():
+    b = Backoff(max_skip_cycles=3)
+    b.record("X", "market_data")
+    assert b.should_skip("X") is None
+    b.record("X", "llm_timeout")  # a different kind: a new streak
+    assert b.should_skip("X") is None
+    b.record("X", "llm_timeout")
+    assert "llm_timeout" in b.should_skip("X")
+    b.record("X", None)
+    for _ in range(5):
+        b.record("X", "market_data")
+    skips = 0
+    while b.should_skip("X"):
+        skips += 1
+    assert skips == 3  # capped
+
+
+def test_failure_kind():
+    assert failure_kind({"discarded_at": "market_data", "layers": []}) == "market_data"
+    assert failure_kind({"discarded_at": "sentiment", "layers": [{"error": "timeout"}]}) == "llm_timeout"
+    assert failure_kind({"discarded_at": "sentiment", "layers": [{"error": "invalid_json"}]}) is None
+
+
+def test_watchdog_alerts_once_per_missed_deadline():
+    now = [0.0]
+    stalls = []
+    dog = Watchdog(stalls.append, monotonic=lambda: now[0])
+    dog.expect_within(10)
+    now[0] = 9
+    assert not dog.check()
+    now[0] = 11
+    assert dog.check() and not dog.check()
+    assert stalls == [11] and COUNTERS.get("loop_stalls_total") == 1
+    dog.expect_within(10)
+    now[0] = 30
+    assert dog.check() and len(stalls) == 2
+
+
+def test_live_sources_sleep_until_the_next_b3_open(tmp_path):
+    loop, days, _ = setup_loop(tmp_path, tickers=("PETR4",), overrides={("loop", "market_hours"): "always"})
+    saturday = datetime(2025, 7, 5, 15, 0, tzinfo=timezone.utc)
+    loop.deps.clock = lambda: saturday
+    waits = []
+    loop.wait = lambda s: waits.append(s) or True  # "stopped while waiting"
+    assert loop.run(cycles=1) == 0
+    monday_open = datetime(2025, 7, 7, 13, 0, tzinfo=timezone.utc)  # 10:00 in Sao Paulo
+    assert waits == [pytest.approx((monday_open - saturday).total_seconds())]
+
+
+def test_sim_runs_at_any_hour_by_default(tmp_path):
+    loop, _, _ = setup_loop(tmp_path, tickers=("PETR4",))
+    loop.deps.clock = lambda: datetime(2025, 7, 5, 15, 0, tzinfo=timezone.utc)  # a Saturday
+    assert loop.run(cycles=1) == 1
+
+
+def test_a_crash_between_a_buy_record_and_its_order_is_queued_on_restart(tmp_path):
+    loop, days, _ = setup_loop(tmp_path, tickers=("PETR4",))
+    loop.trader.on_decision = lambda record: None  # the process died before queueing the order
+    loop.run_cycle()
+    assert loop.trader.broker.orders() == []
+    restarted = PaperTrader.from_settings(loop.settings, clock=days.clock)
+    assert restarted.resubmit_unqueued(loop.deps.sink) == 1
+    assert restarted.resubmit_unqueued(loop.deps.sink) == 0
+    [order] = restarted.broker.orders("pending")
+    [record] = loop.deps.sink.records()
+    assert order["decision_id"] == record["decision_id"]
+
+
+def test_retention_prunes_old_decision_files(tmp_path):
+    loop, days, _ = setup_loop(tmp_path, tickers=("PETR4",), overrides={("logging", "retention_days"): 5})
+    old = tmp_path / "logs" / "2025-05" / "01.jsonl"
+    kept = tmp_path / "logs" / "2025-06" / "28.jsonl"
+    for path in (old, kept):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text('{"old": true}\n')
+    loop.run_cycle()
+    assert not old.exists() and not old.parent.exists() and kept.exists()
+    assert (tmp_path / "logs" / "2025-06" / "30.jsonl").exists()
