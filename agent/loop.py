@@ -1,84 +1,365 @@
-"""The continuous loop behind ``make run``: every ANALYSIS_INTERVAL, every ticker through the cascade.
+"""The continuous loop behind ``make run``: every ANALYSIS_INTERVAL, every ticker through the cascade,
+and the paper broker in step with the market.
 
-A failing ticker never stops the loop; SIGINT/SIGTERM finish the ticker in flight and exit 0.
-(Paper broker, market-calendar gating, kill switches and metrics come with the loop issue.)
+Each cycle, per ticker: feed the latest daily bars to the paper trader (fills of earlier BUYs at
+the next open, stops and targets), run the cascade unless the kill switch is HALTED, and queue a
+BUY as an order. After the tickers: mark the portfolio (the kill-switch limits), heartbeat, metrics.
+
+Safe to leave running:
+- a failing ticker never stops the loop; one failing the same way again is skipped for a growing
+  number of cycles (capped by loop.failure_backoff_max_s);
+- live sources wait for B3 sessions (the calendar), sleeping until the next open, never spinning;
+- SIGINT/SIGTERM finish the ticker in flight, abandon the rest of the cycle and exit 0;
+- a watchdog alerts when no cycle has completed for loop.stall_after_intervals intervals.
+
+Control a running (or stopped) agent from another shell; the state is kept in DATABASE_PATH:
+``python -m agent.loop --halt "reason"``, ``--no-new-buys``, ``--resume``, ``--status``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from loguru import logger
 
+from agent.b3calendar import default_calendar
 from agent.cli import add_run_flags, exit_code, start
+from agent.config import LAYER_NAMES, load_settings
+from agent.deps import CascadeDeps
 from agent.errors import ConfigError, ProviderError
 from agent.graph import build_graph, run_cascade
+from agent.kill_switch import KillSwitch, TradingState
+from agent.log import perf_log
 from agent.metrics import COUNTERS
+from agent.prometheus import serve_metrics
+from agent.sink import B3_TZ
+from agent.trader import PaperTrader
+
+TOOL_STAGES = ("market_data", "indicators", "risk_snapshot")
+LLM_OUTAGES = ("connection", "timeout", "model_missing")
 
 
-def run_cycle(graph, tickers: tuple[str, ...], stop: threading.Event) -> dict[str, int]:
-    """One pass over the tickers. Returns counts of BUY, HOLD and failed tickers."""
-    counts = {"BUY": 0, "HOLD": 0, "failed": 0}
-    for ticker in tickers:
-        if stop.is_set():
-            break
+def failure_kind(record: dict[str, Any]) -> str | None:
+    """The kind of a failure worth backing off (data or LLM outage), or None for a normal decision."""
+    if record.get("discarded_at") in TOOL_STAGES:
+        return record["discarded_at"]
+    errors = [r.get("error") for r in record.get("layers", [])]
+    return next((f"llm_{e}" for e in errors if e in LLM_OUTAGES), None)
+
+
+class Backoff:
+    """A ticker failing the same way twice or more is skipped for 1, 2, 4... cycles, capped."""
+
+    def __init__(self, max_skip_cycles: int):
+        self.max_skip = max(max_skip_cycles, 0)
+        self._streak: dict[str, tuple[str, int]] = {}
+        self._skip: dict[str, int] = {}
+
+    def record(self, ticker: str, kind: str | None) -> None:
+        if kind is None:
+            self._streak.pop(ticker, None)
+            return
+        last, n = self._streak.get(ticker, (kind, 0))
+        n = n + 1 if last == kind else 1
+        self._streak[ticker] = (kind, n)
+        if n >= 2:
+            self._skip[ticker] = min(2 ** (n - 2), self.max_skip)
+
+    def should_skip(self, ticker: str) -> str | None:
+        """Consume one skipped cycle; the reason while backing off, else None."""
+        left = self._skip.get(ticker, 0)
+        if left <= 0:
+            return None
+        self._skip[ticker] = left - 1
+        kind, n = self._streak[ticker]
+        return f"failed {n} times in a row ({kind}); {left - 1} more cycle(s) skipped after this one"
+
+
+class Watchdog:
+    """Calls ``on_stall`` once when the loop misses its deadline (alive but not trading)."""
+
+    def __init__(self, on_stall: Callable[[float], None], monotonic: Callable[[], float] = time.monotonic,
+                 poll_s: float = 5.0):
+        self.on_stall, self.monotonic, self.poll_s = on_stall, monotonic, poll_s
+        self._deadline: float | None = None
+        self._last_beat = monotonic()
+        self._alerted = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
+
+    def expect_within(self, seconds: float) -> None:
+        """The next cycle must complete within ``seconds`` from now."""
+        self._last_beat = self.monotonic()
+        self._deadline = self._last_beat + seconds
+        self._alerted = False
+
+    def check(self) -> bool:
+        if self._deadline is not None and not self._alerted and self.monotonic() > self._deadline:
+            self._alerted = True
+            COUNTERS.inc("loop_stalls_total")
+            self.on_stall(self.monotonic() - self._last_beat)
+            return True
+        return False
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self.check()
+
+    def start(self) -> "Watchdog":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+@dataclass
+class CycleReport:
+    number: int
+    took_s: float = 0.0
+    counts: dict[str, int] = field(default_factory=lambda: {"BUY": 0, "HOLD": 0, "failed": 0, "skipped": 0})
+    trades: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    portfolio: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def gates_on_market_hours(deps: CascadeDeps) -> bool:
+    """``auto``: live sources wait for B3 sessions; sim and csv (offline data) run any time."""
+    mode = deps.settings.loop.market_hours
+    return mode == "always" or (mode == "auto" and deps.settings.market.source not in ("sim", "csv"))
+
+
+class TradingLoop:
+    def __init__(self, deps: CascadeDeps, trader: PaperTrader, *, notifier: Any = None,
+                 stop: threading.Event | None = None, wait: Callable[[float], bool] | None = None):
+        self.deps, self.trader, self.notifier = deps, trader, notifier
+        self.settings = deps.settings
+        self.stop = stop or threading.Event()
+        self.wait = wait or self.stop.wait  # returns True when stopped while waiting
+        deps.guard = trader.guard
+        self.graph = build_graph(deps)
+        self.backoff = Backoff(self.settings.loop.failure_backoff_max_s // self.settings.analysis_interval_s)
+        self.cycle = 0
+        self._last_state = trader.switch.state
+        self._pruned_on = None
+        for layer in LAYER_NAMES:  # the funnel is visible from the first scrape, zeros included
+            for outcome in ("pass", "discard"):
+                COUNTERS.inc("layer_results_total", 0, layer=layer, outcome=outcome)
+        for decision in ("BUY", "HOLD"):
+            COUNTERS.inc("decisions_total", 0, decision=decision)
+
+    def _today(self):
+        return self.deps.clock().astimezone(B3_TZ).date()
+
+    # ------------------------------------------------------------------ one cycle
+
+    def run_cycle(self) -> CycleReport:
+        self.cycle += 1
+        report = CycleReport(self.cycle)
+        started = time.monotonic()
+        self._notice_state_change()
+        self._prune_logs()
+        closes: dict[str, float] = {}
+        for ticker in self.settings.tickers:
+            if self.stop.is_set():
+                report.interrupted = True
+                logger.warning("cycle {} abandoned before {}: stopping", self.cycle, ticker)
+                break
+            self._trade_ticker(ticker, report, closes)
+        report.portfolio = self.trader.mark(closes, self._today())
+        report.took_s = time.monotonic() - started
+        COUNTERS.inc("cycles_total")
+        COUNTERS.observe("cycle_duration_seconds", report.took_s)
+        COUNTERS.set_gauge("last_cycle_success_timestamp_seconds", time.time())
+        self._heartbeat(report)
+        return report
+
+    def _trade_ticker(self, ticker: str, report: CycleReport, closes: dict[str, float]) -> None:
+        skip = self.backoff.should_skip(ticker)
+        if skip:
+            report.counts["skipped"] += 1
+            COUNTERS.inc("ticker_backoffs_total", ticker=ticker)
+            logger.warning("{}: skipped this cycle: {}", ticker, skip)
+            return
+        s = self.settings
         try:
-            record = run_cascade(graph, ticker)
-            counts[record["decision"]] += 1
+            bars = self.deps.market.get_bars(ticker, s.market.timeframes.primary, lookback=s.market.lookback_bars)
+            closes[ticker] = float(bars.frame["close"].iloc[-1])
+            COUNTERS.set_gauge("last_bar_age_days", (self._today() - bars.frame.index[-1].date()).days, ticker=ticker)
+            report.trades += self.trader.on_bars(ticker, bars.frame)
+        except Exception as exc:  # noqa: BLE001 - the cascade records the data failure; keep going
+            COUNTERS.inc("tool_errors_total", stage="execution_bars", kind=type(exc).__name__)
+            logger.warning("{}: no bars for fills and exits this cycle: {}", ticker, exc)
+        if self.trader.switch.state == TradingState.HALTED:
+            return
+        try:
+            record = run_cascade(self.graph, ticker)
         except Exception as exc:  # noqa: BLE001 - one ticker must never stop the loop
-            counts["failed"] += 1
+            report.counts["failed"] += 1
             COUNTERS.inc("ticker_failures_total", ticker=ticker, kind=type(exc).__name__)
             logger.exception("{}: cascade failed: {}", ticker, exc)
-    return counts
+            self.backoff.record(ticker, type(exc).__name__)
+            return
+        report.counts[record["decision"]] += 1
+        self.backoff.record(ticker, failure_kind(record))
+        order = self.trader.on_decision(record)
+        if order:
+            report.orders.append(order)
+
+    def _notice_state_change(self) -> None:
+        """A halt or resume set from another shell: log it, and alert on a halt."""
+        status = self.trader.switch.status()
+        state = TradingState(status["state"])
+        if state != self._last_state:
+            logger.warning("kill switch is now {} ({}, by {})", state.value, status["reason"], status["changed_by"])
+            if state == TradingState.HALTED and self.notifier:
+                self.notifier.halt(state.value, status["reason"])
+            self._last_state = state
+
+    def _prune_logs(self) -> None:
+        today = self._today()
+        if self.deps.sink is not None and self._pruned_on != today:
+            self.deps.sink.prune(self.settings.logging.retention_days, today)
+            self._pruned_on = today
+
+    def _heartbeat(self, r: CycleReport) -> None:
+        p = r.portfolio
+        logger.info("heartbeat: cycle {} in {:.1f}s: {} BUY, {} HOLD, {} failed, {} skipped | {} | equity {:,.2f} "
+                    "cash {:,.2f}, {} open, {} pending, drawdown {:.1%} | provider {}, data {}",
+                    r.number, r.took_s, r.counts["BUY"], r.counts["HOLD"], r.counts["failed"], r.counts["skipped"],
+                    p["state"], p["equity"], p["cash"], p["open_positions"], p["pending_orders"], p["drawdown"],
+                    self.deps.provider.name, self.deps.market.name)
+        perf_log().info("cycle n={} tickers={} duration_s={:.3f} buy={} hold={} failed={} skipped={} interrupted={}",
+                        r.number, len(self.settings.tickers), r.took_s, r.counts["BUY"], r.counts["HOLD"],
+                        r.counts["failed"], r.counts["skipped"], r.interrupted)
+
+    # ------------------------------------------------------------------ the loop
+
+    def _seconds_until_open(self) -> float:
+        """0 when B3 is in session (or gating is off); else seconds until the next open."""
+        if not gates_on_market_hours(self.deps):
+            return 0.0
+        now = self.deps.clock()
+        try:
+            cal = default_calendar()
+            return 0.0 if cal.is_open(now) else max((cal.next_open(now) - now).total_seconds(), 1.0)
+        except ValueError as exc:  # a date beyond the calendar's range: do not block trading on it
+            logger.warning("B3 calendar cannot gate {}: {}", now, exc)
+            return 0.0
+
+    def run(self, cycles: int = 0, watchdog: Watchdog | None = None) -> int:
+        """Cycles until stopped (or ``cycles`` done). Returns the number of cycles run."""
+        interval = self.settings.analysis_interval_s
+        stall_after = self.settings.loop.stall_after_intervals * interval
+        while not self.stop.is_set():
+            closed_for = self._seconds_until_open()
+            if closed_for:
+                logger.info("B3 is closed: sleeping {:.0f} min until the next session opens", closed_for / 60)
+                if watchdog:
+                    watchdog.expect_within(closed_for + stall_after)
+                if self.wait(closed_for):
+                    break
+                continue
+            report = self.run_cycle()
+            if cycles and self.cycle >= cycles:
+                break
+            if report.took_s > interval:
+                COUNTERS.inc("cycle_overruns_total")
+                logger.warning("cycle {} took {:.0f}s, longer than the {}s interval", report.number, report.took_s,
+                               interval)
+            pause = max(interval - report.took_s, 0.0)
+            if watchdog:
+                watchdog.expect_within(pause + stall_after)
+            if self.wait(pause):
+                break
+        logger.info("stopped after {} cycle(s)", self.cycle)
+        return self.cycle
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m agent.loop", description="Run the cascade over B3_TICKERS forever.")
+# ------------------------------------------------------------------ command line
+
+def control(args: argparse.Namespace) -> int:
+    """--halt / --no-new-buys / --resume / --status: change or show the persisted kill switch."""
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        return exit_code(exc)
+    switch = KillSwitch(settings.database_path)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if args.halt is not None:
+        switch.set(TradingState.HALTED, args.halt or "halted by the operator", "operator", now)
+    elif args.no_new_buys is not None:
+        switch.set(TradingState.NO_NEW_BUYS, args.no_new_buys or "no new buys, set by the operator", "operator", now)
+    elif args.resume:
+        switch.set(TradingState.RUNNING, "resumed by the operator", "operator", now)
+    sys.stdout.write(json.dumps(switch.status()) + "\n")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m agent.loop", description=__doc__.splitlines()[0])
     p.add_argument("--cycles", type=int, default=0, help="stop after N cycles (0 = run until stopped)")
     p.add_argument("--interval", type=int, help="seconds between cycles (env ANALYSIS_INTERVAL)")
     add_run_flags(p)
+    ctl = p.add_mutually_exclusive_group()
+    ctl.add_argument("--halt", nargs="?", const="", metavar="REASON", help="set the kill switch to HALTED and exit")
+    ctl.add_argument("--no-new-buys", nargs="?", const="", metavar="REASON",
+                     help="set the kill switch to NO_NEW_BUYS and exit")
+    ctl.add_argument("--resume", action="store_true", help="set the kill switch back to RUNNING and exit")
+    ctl.add_argument("--status", action="store_true", help="print the kill-switch state as JSON and exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
     if args.cycles < 0:
         p.error("--cycles must be >= 0")
+    if args.halt is not None or args.no_new_buys is not None or args.resume or args.status:
+        return control(args)
 
     try:
         deps = start(args, {("analysis_interval_s",): args.interval})
     except (ConfigError, ProviderError) as exc:
         return exit_code(exc)
     settings = deps.settings
-    graph = build_graph(deps)
+    from agent.alerts import build_notifier
 
-    stop = threading.Event()
+    notifier = build_notifier(settings)
+    trader = PaperTrader.from_settings(settings, notifier, clock=deps.clock)
+    if deps.sink is not None:
+        trader.resubmit_unqueued(deps.sink)
+    loop = TradingLoop(deps, trader, notifier=notifier)
 
     def request_stop(signum, _frame):
+        if loop.stop.is_set():
+            raise KeyboardInterrupt  # a second signal: do not wait for the ticker in flight
         logger.warning("received {}: finishing the ticker in flight, then exiting", signal.Signals(signum).name)
-        stop.set()
+        loop.stop.set()
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    cycle = 0
-    while not stop.is_set():
-        cycle += 1
-        started = time.monotonic()
-        counts = run_cycle(graph, settings.tickers, stop)
-        took = time.monotonic() - started
-        logger.info("heartbeat: cycle {} done in {:.1f}s: {} BUY, {} HOLD, {} failed ({} tickers, provider {}, data {})",
-                    cycle, took, counts["BUY"], counts["HOLD"], counts["failed"], len(settings.tickers),
-                    deps.provider.name, deps.market.name)
-        if args.cycles and cycle >= args.cycles:
-            break
-        wait = max(settings.analysis_interval_s - took, 0.0)
-        if took > settings.analysis_interval_s:
-            COUNTERS.inc("cycle_overruns_total")
-            logger.warning("cycle {} took {:.0f}s, longer than the {}s interval", cycle, took,
-                           settings.analysis_interval_s)
-        stop.wait(wait)
-    logger.info("stopped after {} cycle(s)", cycle)
+    metrics = serve_metrics(settings.metrics.bind, settings.metrics.port) if settings.metrics.enabled else None
+    watchdog = Watchdog(lambda idle: (logger.error("loop stalled: no cycle completed for {:.0f}s", idle),
+                                      notifier.stall(idle, settings.analysis_interval_s))).start()
+    try:
+        loop.run(args.cycles, watchdog)
+    except KeyboardInterrupt:
+        logger.warning("interrupted again: exiting now (records and trades are flushed line by line)")
+    finally:
+        watchdog.stop()
+        notifier.close()
+        if metrics:
+            metrics.close()
     return 0
 
 
