@@ -58,7 +58,7 @@ class PaperTrader:
         if any(o["ticker"] == ticker for o in pending):
             return f"an order for {ticker} is already pending"
         if ticker in positions and not self.broker.allow_pyramiding:
-            return f"a {ticker} position is already open (pyramiding off)"
+            return f"a position in {ticker} is already open (pyramiding off)"
         if len(positions) + len(pending) >= self.limits.max_open_positions:
             return (f"max open positions reached ({len(positions)} open + {len(pending)} pending, "
                     f"limit {self.limits.max_open_positions})")
