@@ -76,3 +76,21 @@ def test_a_busy_port_is_logged_and_counted_not_fatal():
         busy.listen()
         assert serve_metrics("127.0.0.1", busy.getsockname()[1]) is None
     assert COUNTERS.get("metrics_server_errors_total") == 1
+
+
+def test_the_grafana_dashboard_only_uses_metrics_the_agent_exports():
+    import json
+    import re
+    from pathlib import Path
+
+    from agent.prometheus import HELP
+
+    root = Path(__file__).resolve().parents[1]
+    dashboard = json.loads((root / "deploy" / "grafana" / "b3-agent-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"b3agent_(\w+)", e)}
+    assert used and used <= set(HELP), f"unknown metrics in the dashboard: {used - set(HELP)}"
+    # and every documented metric is really produced somewhere in the code
+    code = "\n".join(p.read_text() for p in (root / "agent").glob("*.py") if p.name != "prometheus.py")
+    produced = lambda name: f'"{name}"' in code or f'"{name.removeprefix("portfolio_")}"' in code  # noqa: E731
+    assert [name for name in HELP if not produced(name)] == []
