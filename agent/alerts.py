@@ -1,0 +1,365 @@
+"""Alerts to Telegram, Slack (incoming webhook) and e-mail (SMTP), sent from queues by daemon threads.
+
+Trading must never wait on, or fail because of, an alert endpoint: ``notify()`` only enqueues
+(a full queue drops the alert and counts it), and each channel has its own bounded queue and
+worker thread, so a hanging Telegram delays neither Slack nor e-mail. Every send has a timeout;
+failures are counted (``alerts_failed_total``) and logged with the channel secrets masked.
+Every message carries ``[paper]``: this agent only paper-trades.
+"""
+
+from __future__ import annotations
+
+import queue
+import smtplib
+import ssl
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any, ClassVar, Literal, Protocol
+
+import httpx
+from loguru import logger
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from agent.config import Settings, comma_list
+from agent.log import redact
+from agent.metrics import COUNTERS
+
+PAPER_MARK = "[paper]"
+DEFAULT_SENDER = "trading-agent@localhost"
+TELEGRAM_MAX_CHARS = 4096  # Telegram refuses longer messages (HTTP 400)
+DETAIL_MAX_CHARS = 200  # of an endpoint's error reply kept for the log
+
+AlertKind = Literal["buy", "exit", "halt", "resume", "stall", "info"]
+
+
+class Alert(BaseModel):
+    """One alert. ``subject`` and ``message`` add the paper mark, so no channel can leave it out."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: AlertKind
+    title: str
+    text: str = ""
+
+    @property
+    def subject(self) -> str:
+        return f"{PAPER_MARK} {self.title}"
+
+    @property
+    def message(self) -> str:
+        return f"{self.subject}\n{self.text}" if self.text else self.subject
+
+
+def _num(value: Any, fmt: str = ".2f") -> str:
+    return "?" if value is None else format(float(value), fmt)
+
+
+def _lines(*parts: str) -> str:
+    return "\n".join(p for p in parts if p)
+
+
+def trade_alert(trade: Mapping[str, Any]) -> Alert:
+    """The alert for a broker trade: ``open`` is a BUY, ``close_<why>`` (stop, take_profit) an exit."""
+    action = str(trade.get("action") or "")
+    ticker = trade.get("ticker") or "?"
+    fill = f"{trade.get('qty', '?')} {ticker} @ {_num(trade.get('price'))} (fees {_num(trade.get('fees'))})"
+    ref = f"decision {trade['decision_id']}" if trade.get("decision_id") else ""
+    if action == "open":
+        return Alert(kind="buy", title=f"BUY {ticker}", text=_lines(f"Bought {fill}", ref))
+    if action.startswith("close"):
+        why = action.removeprefix("close").lstrip("_").replace("_", "-") or "exit"
+        return Alert(kind="exit", title=f"EXIT {ticker} ({why})",
+                     text=_lines(f"Sold {fill}", f"Profit {_num(trade.get('profit'), '+.2f')}", ref))
+    return Alert(kind="info", title=f"TRADE {action or '?'} {ticker}", text=_lines(fill, ref))
+
+
+def halt_alert(reason: str, state: Mapping[str, Any] | None = None) -> Alert:
+    """The kill switch halted trading; ``state`` (equity, drawdown...) is listed so the reader needs no log."""
+    details = [f"{key}: {round(v, 4) if isinstance(v, float) else v}" for key, v in (state or {}).items()]
+    return Alert(kind="halt", title="Trading HALTED (kill switch)",
+                 text=_lines(f"Reason: {reason}", *details, "No new BUY until a person resumes."))
+
+
+def stall_alert(seconds_since_last_cycle: float, interval_s: float) -> Alert:
+    """The loop completed no cycle for several intervals: the process may hang on a data source or a model."""
+    return Alert(kind="stall", title="Loop STALLED",
+                 text=f"No cycle completed for {seconds_since_last_cycle:.0f} s (interval {interval_s:.0f} s).")
+
+
+class AlertSendError(Exception):
+    """An endpoint refused an alert. ``kind`` labels the failure metric; ``retryable`` says if a retry may help.
+
+    Its message never holds the request URL, since the Telegram token and the Slack webhook are in it.
+    """
+
+    def __init__(self, kind: str, detail: str = "", retryable: bool = False):
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind, self.retryable = kind, retryable
+
+
+class Channel(Protocol):
+    """Where alerts go. ``send`` raises on any failure; ``secrets`` are masked in every logged error."""
+
+    name: ClassVar[str]
+
+    @property
+    def secrets(self) -> tuple[SecretStr | str | None, ...]: ...
+
+    def send(self, alert: Alert) -> None: ...
+
+
+def _reply_detail(resp: httpx.Response) -> str:
+    """The endpoint's own reason (Telegram ``description``, Slack's plain text), shortened for the log."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:DETAIL_MAX_CHARS]
+    return str(body.get("description", ""))[:DETAIL_MAX_CHARS] if isinstance(body, dict) else ""
+
+
+def _post_json(url: str, payload: dict[str, Any], timeout_s: float) -> httpx.Response:
+    """POST ``payload``; a non-2xx answer raises AlertSendError ``http_<status>`` (5xx and 429 retryable)."""
+    resp = httpx.post(url, json=payload, timeout=timeout_s)
+    if not resp.is_success:
+        status = resp.status_code
+        raise AlertSendError(f"http_{status}", _reply_detail(resp), retryable=status >= 500 or status == 429)
+    return resp
+
+
+@dataclass(frozen=True)
+class TelegramChannel:
+    token: SecretStr
+    chat_id: str
+    api_url: str = "https://api.telegram.org"
+    timeout_s: float = 10.0
+    name: ClassVar[str] = "telegram"
+
+    @property
+    def secrets(self) -> tuple[SecretStr | str | None, ...]:
+        return (self.token,)
+
+    def send(self, alert: Alert) -> None:
+        """Bot API ``sendMessage``; Telegram says ``{"ok": false}`` when it did not deliver."""
+        url = f"{self.api_url}/bot{self.token.get_secret_value()}/sendMessage"
+        resp = _post_json(url, {"chat_id": self.chat_id, "text": alert.message[:TELEGRAM_MAX_CHARS]}, self.timeout_s)
+        try:
+            ok = resp.json().get("ok") is True
+        except (ValueError, AttributeError):
+            ok = False
+        if not ok:
+            raise AlertSendError("not_ok", _reply_detail(resp))
+
+
+@dataclass(frozen=True)
+class SlackChannel:
+    webhook_url: SecretStr
+    timeout_s: float = 10.0
+    name: ClassVar[str] = "slack"
+
+    @property
+    def secrets(self) -> tuple[SecretStr | str | None, ...]:
+        return (self.webhook_url,)
+
+    def send(self, alert: Alert) -> None:
+        _post_json(self.webhook_url.get_secret_value(), {"text": alert.message}, self.timeout_s)
+
+
+@dataclass(frozen=True)
+class EmailChannel:
+    host: str
+    to: tuple[str, ...]
+    sender: str = DEFAULT_SENDER
+    port: int = 587
+    user: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = True
+    timeout_s: float = 10.0
+    name: ClassVar[str] = "email"
+
+    @property
+    def secrets(self) -> tuple[SecretStr | str | None, ...]:
+        return (self.password,)
+
+    def send(self, alert: Alert) -> None:
+        """One message per alert; STARTTLS before login, so the password never crosses in clear."""
+        msg = EmailMessage()
+        msg["Subject"] = alert.subject
+        msg["From"] = self.sender
+        msg["To"] = ", ".join(self.to)
+        msg["Date"] = formatdate(localtime=True)
+        msg.set_content(alert.message)
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.user and self.password is not None:
+                smtp.login(self.user, self.password.get_secret_value())
+            smtp.send_message(msg)
+
+
+def channels_from_settings(settings: Settings) -> list[Channel]:
+    """The channels whose settings are complete; a half-configured one is reported, not guessed at."""
+    a, s = settings.alerts, settings.secrets
+    channels: list[Channel] = []
+    if s.telegram_token is not None and a.telegram_chat_id:
+        channels.append(TelegramChannel(token=s.telegram_token, chat_id=a.telegram_chat_id,
+                                        api_url=a.telegram_api_url, timeout_s=a.timeout_s))
+    elif s.telegram_token is not None or a.telegram_chat_id:
+        logger.warning("alerts: Telegram needs both TELEGRAM_TOKEN and TELEGRAM_CHAT_ID; Telegram alerts are off")
+    if a.slack_webhook_url is not None:
+        channels.append(SlackChannel(webhook_url=a.slack_webhook_url, timeout_s=a.timeout_s))
+    if a.smtp_host and a.email_to:
+        channels.append(EmailChannel(host=a.smtp_host, to=tuple(comma_list(a.email_to)),
+                                     sender=a.email_from or a.smtp_user or DEFAULT_SENDER, port=a.smtp_port,
+                                     user=a.smtp_user, password=s.smtp_password, starttls=a.smtp_starttls,
+                                     timeout_s=a.timeout_s))
+    elif a.smtp_host or a.email_to:
+        logger.warning("alerts: e-mail needs both SMTP_HOST and ALERT_EMAIL_TO; e-mail alerts are off")
+    return channels
+
+
+def _retryable(exc: Exception) -> bool:
+    """A timeout already waited the full timeout_s: retrying it would only hold a hanging channel longer."""
+    if isinstance(exc, AlertSendError):
+        return exc.retryable
+    return not isinstance(exc, (httpx.TimeoutException, TimeoutError))
+
+
+_WAKE = object()  # put by close(): wakes a worker blocked on an empty queue
+
+
+class AlertQueue:
+    """Fans each alert out to one bounded queue per channel, each drained by its own daemon thread.
+
+    One lane per channel, so a hanging endpoint holds only its own channel (until its timeout),
+    never the others and never the caller.
+    """
+
+    def __init__(self, channels: Sequence[Channel], maxsize: int = 100, retries: int = 1, backoff_s: float = 1.0):
+        self._lanes: list[tuple[Channel, queue.Queue]] = [(c, queue.Queue(maxsize)) for c in channels]
+        self._secrets = tuple(secret for c in channels for secret in c.secrets)
+        self._retries, self._backoff_s = retries, backoff_s
+        self._closing = threading.Event()  # no new alerts; a worker exits once its queue is empty
+        self._abandon = threading.Event()  # close() ran out of time: workers drop what is left
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._lanes)
+
+    @property
+    def channel_names(self) -> list[str]:
+        return [c.name for c, _ in self._lanes]
+
+    def start(self) -> AlertQueue:
+        """Start the workers (once). Alerts notified before start wait in the queues."""
+        with self._lock:
+            if not self._threads and not self._closing.is_set():
+                self._threads = [threading.Thread(target=self._run, args=lane, name=f"alerts-{lane[0].name}",
+                                                  daemon=True) for lane in self._lanes]
+                for thread in self._threads:
+                    thread.start()
+        return self
+
+    def notify(self, alert: Alert) -> bool:
+        """Queue ``alert`` for every channel and return at once, never blocking.
+
+        False when no channel is configured, the queue is closed, or a channel's queue was full
+        (that alert is dropped for that channel and counted in ``alerts_dropped_total``).
+        """
+        if not self._lanes:
+            return False
+        queued = True
+        for channel, lane in self._lanes:
+            if self._closing.is_set():
+                reason = "closed"
+            else:
+                try:
+                    lane.put_nowait(alert)
+                    continue
+                except queue.Full:
+                    reason = "queue_full"
+            queued = False
+            COUNTERS.inc("alerts_dropped_total", reason=reason, channel=channel.name)
+            logger.warning("alert {} dropped for {}: {}", alert.kind, channel.name, reason.replace("_", " "))
+        return queued
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop taking alerts, deliver what is queued within ``timeout`` seconds, and return.
+
+        Never hangs on a hanging endpoint: past the deadline what is still queued is dropped
+        (counted, reason ``shutdown``) and a worker stuck in a send is left to its timeout (it is a
+        daemon thread). True when every queued alert was handled in time.
+        """
+        self._closing.set()
+        for _, lane in self._lanes:
+            try:
+                lane.put_nowait(_WAKE)
+            except queue.Full:
+                pass  # the worker is busy, not blocked on get(); it sees _closing after this alert
+        deadline = time.monotonic() + max(0.0, timeout)
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in self._threads if t.is_alive()]
+        if stuck:
+            self._abandon.set()
+        dropped = sum(self._drop_queued(channel, lane) for channel, lane in self._lanes)
+        if stuck or dropped:
+            logger.warning("alerts closed: {} alert(s) dropped; still in a send: {}", dropped,
+                           ", ".join(stuck) or "none")
+        return not stuck and not dropped
+
+    def _drop_queued(self, channel: Channel, lane: queue.Queue) -> int:
+        dropped = 0
+        while True:
+            try:
+                item = lane.get_nowait()
+            except queue.Empty:
+                return dropped
+            if item is not _WAKE:
+                dropped += 1
+                COUNTERS.inc("alerts_dropped_total", reason="shutdown", channel=channel.name)
+
+    def _run(self, channel: Channel, lane: queue.Queue) -> None:
+        while not self._abandon.is_set():
+            if self._closing.is_set():
+                try:
+                    item = lane.get_nowait()
+                except queue.Empty:
+                    return
+            else:
+                item = lane.get()
+            if item is _WAKE:
+                continue
+            if self._abandon.is_set():  # close() gave up while this worker waited: drop, as close() does
+                COUNTERS.inc("alerts_dropped_total", reason="shutdown", channel=channel.name)
+                return
+            self._deliver(channel, item)
+
+    def _deliver(self, channel: Channel, alert: Alert) -> None:
+        """Send with at most ``retries`` retries; a failure is counted and logged, never raised."""
+        for attempt in range(1, self._retries + 2):
+            try:
+                channel.send(alert)
+            except Exception as exc:  # noqa: BLE001 - an alert endpoint must never take the worker down
+                if attempt <= self._retries and _retryable(exc) and not self._abandon.wait(self._backoff_s):
+                    continue
+                kind = exc.kind if isinstance(exc, AlertSendError) else type(exc).__name__
+                logger.warning("alert {} via {} failed after {} attempt(s) ({}): {}", alert.kind, channel.name,
+                               attempt, kind, redact(str(exc), *self._secrets))
+                COUNTERS.inc("alerts_failed_total", channel=channel.name, kind=kind)  # last: marks the alert done
+                return
+            logger.debug("alert {} sent via {}", alert.kind, channel.name)
+            COUNTERS.inc("alerts_sent_total", channel=channel.name)
+            return
+
+
+def build_alerts(settings: Settings) -> AlertQueue:
+    """The started alert queue for ``settings``. With no channel, ``notify()`` is a no-op returning False."""
+    alerts = AlertQueue(channels_from_settings(settings), maxsize=settings.alerts.queue_size).start()
+    logger.info("alerts: {}", ", ".join(alerts.channel_names) or "off (no channel configured)")
+    return alerts
