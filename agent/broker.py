@@ -274,7 +274,9 @@ class PaperBroker:
 
     def reconcile(self) -> int:
         """Append to trades.jsonl every committed trade it lacks (the ledger is the source of truth)."""
-        logged = {t.get("trade_id") for t in read_jsonl(self.trades_log)} if self.trades_log.exists() else set()
+        self.trades_log.parent.mkdir(parents=True, exist_ok=True)
+        self.trades_log.touch()  # the log layout exists from the start, trades or not
+        logged = {t.get("trade_id") for t in read_jsonl(self.trades_log)}
         missing = [t for t in self.trades() if t["trade_id"] not in logged]
         for trade in missing:
             append_jsonl(self.trades_log, trade)

@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from loguru import logger
 
+from agent.alerts import AlertQueue, build_alerts, halt_alert, stall_alert
 from agent.b3calendar import default_calendar
 from agent.cli import add_run_flags, exit_code, start
 from agent.config import LAYER_NAMES, load_settings
@@ -138,9 +139,9 @@ def gates_on_market_hours(deps: CascadeDeps) -> bool:
 
 
 class TradingLoop:
-    def __init__(self, deps: CascadeDeps, trader: PaperTrader, *, notifier: Any = None,
+    def __init__(self, deps: CascadeDeps, trader: PaperTrader, *, alerts: AlertQueue | None = None,
                  stop: threading.Event | None = None, wait: Callable[[float], bool] | None = None):
-        self.deps, self.trader, self.notifier = deps, trader, notifier
+        self.deps, self.trader, self.alerts = deps, trader, alerts
         self.settings = deps.settings
         self.stop = stop or threading.Event()
         self.wait = wait or self.stop.wait  # returns True when stopped while waiting
@@ -220,8 +221,8 @@ class TradingLoop:
         state = TradingState(status["state"])
         if state != self._last_state:
             logger.warning("kill switch is now {} ({}, by {})", state.value, status["reason"], status["changed_by"])
-            if state == TradingState.HALTED and self.notifier:
-                self.notifier.halt(state.value, status["reason"])
+            if state == TradingState.HALTED and self.alerts:
+                self.alerts.notify(halt_alert(status["reason"]))
             self._last_state = state
 
     def _prune_logs(self) -> None:
@@ -331,13 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ProviderError) as exc:
         return exit_code(exc)
     settings = deps.settings
-    from agent.alerts import build_notifier
-
-    notifier = build_notifier(settings)
-    trader = PaperTrader.from_settings(settings, notifier, clock=deps.clock)
+    alerts = build_alerts(settings)
+    trader = PaperTrader.from_settings(settings, alerts, clock=deps.clock)
     if deps.sink is not None:
         trader.resubmit_unqueued(deps.sink)
-    loop = TradingLoop(deps, trader, notifier=notifier)
+    loop = TradingLoop(deps, trader, alerts=alerts)
 
     def request_stop(signum, _frame):
         if loop.stop.is_set():
@@ -349,15 +348,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     metrics = serve_metrics(settings.metrics.bind, settings.metrics.port) if settings.metrics.enabled else None
-    watchdog = Watchdog(lambda idle: (logger.error("loop stalled: no cycle completed for {:.0f}s", idle),
-                                      notifier.stall(idle, settings.analysis_interval_s))).start()
+    def on_stall(idle: float) -> None:
+        logger.error("loop stalled: no cycle completed for {:.0f}s", idle)
+        alerts.notify(stall_alert(idle, settings.analysis_interval_s))
+
+    watchdog = Watchdog(on_stall).start()
     try:
         loop.run(args.cycles, watchdog)
     except KeyboardInterrupt:
         logger.warning("interrupted again: exiting now (records and trades are flushed line by line)")
     finally:
         watchdog.stop()
-        notifier.close()
+        alerts.close()
         if metrics:
             metrics.close()
     return 0

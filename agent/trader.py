@@ -11,11 +11,12 @@ One object shared by the live loop and the backtester, so both trade by the same
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import pandas as pd
 from loguru import logger
 
+from agent.alerts import AlertQueue, halt_alert, trade_alert
 from agent.broker import Costs, PaperBroker, bars_from_frame
 from agent.config import KillSwitchSettings, Settings
 from agent.kill_switch import KillSwitch, TradingState
@@ -23,26 +24,20 @@ from agent.metrics import COUNTERS
 from agent.sink import B3_TZ, DecisionSink
 
 
-class Notifier(Protocol):
-    def trade(self, trade: dict[str, Any]) -> None: ...
-
-    def halt(self, state: str, reason: str) -> None: ...
-
-
 class PaperTrader:
     def __init__(self, broker: PaperBroker, switch: KillSwitch, limits: KillSwitchSettings,
-                 notifier: Notifier | None = None,
+                 alerts: AlertQueue | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.broker, self.switch, self.limits = broker, switch, limits
-        self.notifier, self.clock = notifier, clock
+        self.alerts, self.clock = alerts, clock
 
     @classmethod
-    def from_settings(cls, settings: Settings, notifier: Notifier | None = None, **kw: Any) -> "PaperTrader":
+    def from_settings(cls, settings: Settings, alerts: AlertQueue | None = None, **kw: Any) -> "PaperTrader":
         """The ledger and kill switch in DATABASE_PATH, the trade log in LOG_DIR/trades.jsonl."""
         b = settings.broker
         broker = PaperBroker(settings.database_path, settings.logging.dir / "trades.jsonl", settings.risk.capital,
                              Costs(b.slippage_bps, b.fee_bps, b.commission), b.allow_pyramiding)
-        return cls(broker, KillSwitch(settings.database_path), settings.kill_switch, notifier, **kw)
+        return cls(broker, KillSwitch(settings.database_path), settings.kill_switch, alerts, **kw)
 
     def _ts(self) -> str:
         return self.clock().astimezone(B3_TZ).isoformat(timespec="seconds")
@@ -76,8 +71,8 @@ class PaperTrader:
             logger.info("{} {} {} @ {:.2f} (fees {:.2f}{})", trade["ticker"], trade["action"], trade["qty"],
                         trade["price"], trade["fees"],
                         f", profit {trade['profit']:+.2f}" if trade["profit"] is not None else "")
-            if self.notifier:
-                self.notifier.trade(trade)
+            if self.alerts:
+                self.alerts.notify(trade_alert(trade))
         return trades
 
     def on_decision(self, record: dict[str, Any]) -> dict[str, Any] | None:
@@ -107,8 +102,8 @@ class PaperTrader:
         changed = self.switch.set(state, reason, by, self._ts())
         if changed and state != TradingState.RUNNING:
             self.broker.cancel_pending(f"kill switch set to {state.value}: {reason}", self._ts())
-        if changed and self.notifier and state == TradingState.HALTED:
-            self.notifier.halt(state.value, reason)
+        if changed and self.alerts and state == TradingState.HALTED:
+            self.alerts.notify(halt_alert(reason))
         return changed
 
     def mark(self, closes: dict[str, float], day: date) -> dict[str, Any]:
@@ -120,14 +115,14 @@ class PaperTrader:
         state = TradingState(status["state"])
         if state == TradingState.HALTED and before != TradingState.HALTED:
             self.broker.cancel_pending(f"kill switch HALTED: {breach}", self._ts())
-            if self.notifier:
-                self.notifier.halt(state.value, status["reason"])
         positions, pending = self.broker.positions(), self.broker.orders("pending")
         peak, day_open = status["peak"] or equity, status["day_open"] or equity
         out = {"equity": equity, "cash": self.broker.cash, "open_positions": len(positions),
                "pending_orders": len(pending), "drawdown": (peak - equity) / peak if peak else 0.0,
                "daily_pnl": (equity - day_open) / day_open if day_open else 0.0, "state": state.value,
                "state_reason": status["reason"]}
+        if state == TradingState.HALTED and before != TradingState.HALTED and self.alerts:
+            self.alerts.notify(halt_alert(status["reason"], {k: out[k] for k in ("equity", "drawdown", "daily_pnl")}))
         for name in ("equity", "cash", "open_positions", "pending_orders", "drawdown", "daily_pnl"):
             COUNTERS.set_gauge(f"portfolio_{name}", out[name])
         for s in TradingState:

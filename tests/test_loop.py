@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.alerts import Alert, AlertQueue
 from agent.errors import DataError
 from agent.kill_switch import KillSwitch, TradingState, limit_breach
 from agent.loop import Backoff, TradingLoop, Watchdog, failure_kind, main
@@ -36,18 +37,20 @@ class MarketDays:
         self.market.today = self.day
 
 
-class RecordingNotifier:
+class RecordingAlerts(AlertQueue):
+    """An alert queue with no channel that keeps what it was asked to send."""
+
     def __init__(self):
-        self.events: list[tuple] = []
+        super().__init__([])
+        self.sent: list[Alert] = []
 
-    def trade(self, trade):
-        self.events.append(("trade", trade["action"], trade["ticker"]))
+    def notify(self, alert: Alert) -> bool:
+        self.sent.append(alert)
+        return True
 
-    def halt(self, state, reason):
-        self.events.append(("halt", state, reason))
-
-    def stall(self, idle, interval):
-        self.events.append(("stall", idle))
+    @property
+    def events(self) -> list[tuple[str, str]]:
+        return [(a.kind, a.title) for a in self.sent]
 
 
 def setup_loop(tmp_path: Path, answers=None, tickers=("PETR4", "VALE3"), overrides=None, factory=None):
@@ -57,10 +60,10 @@ def setup_loop(tmp_path: Path, answers=None, tickers=("PETR4", "VALE3"), overrid
     days = MarketDays()
     deps = make_deps(tmp_path, answers, settings=settings, market=days.market, factory=factory)
     deps.clock = days.clock
-    notifier = RecordingNotifier()
-    trader = PaperTrader.from_settings(settings, notifier, clock=days.clock)
-    loop = TradingLoop(deps, trader, notifier=notifier, wait=lambda s: False)
-    return loop, days, notifier
+    alerts = RecordingAlerts()
+    trader = PaperTrader.from_settings(settings, alerts, clock=days.clock)
+    loop = TradingLoop(deps, trader, alerts=alerts, wait=lambda s: False)
+    return loop, days, alerts
 
 
 def test_multi_cycle_loop_buys_then_fills_at_the_next_open(tmp_path):
@@ -81,7 +84,7 @@ def test_multi_cycle_loop_buys_then_fills_at_the_next_open(tmp_path):
     assert second.counts["HOLD"] == 2
     records = [r for r in loop.deps.sink.records() if r["bar_date"] == str(days.day)]
     assert all(r["discarded_at"] == "portfolio" and "already open" in r["reason"] for r in records)
-    assert ("trade", "open", "PETR4") in notifier.events
+    assert ("buy", "BUY PETR4") in notifier.events
 
     logged = list(read_jsonl(tmp_path / "logs" / "trades.jsonl"))
     assert [t["trade_id"] for t in logged] == [t["trade_id"] for t in loop.trader.broker.trades()]
@@ -130,7 +133,7 @@ def test_halted_runs_no_llm_but_still_manages_stops(tmp_path):
     assert loop.trader.broker.positions()
     calls = len(factory.calls)
     loop.trader.set_state(TradingState.HALTED, "operator says stop", "operator")
-    assert ("halt", "HALTED", "operator says stop") in notifier.events
+    assert notifier.events[-1][0] == "halt" and "operator says stop" in notifier.sent[-1].text
     pos = loop.trader.broker.positions()["PETR4"]
     with loop.trader.broker._db() as db:  # move the stop above the market: the next bar must stop it out
         db.execute("UPDATE positions SET stop=? WHERE ticker='PETR4'", (pos["entry"] * 10,))
@@ -138,6 +141,7 @@ def test_halted_runs_no_llm_but_still_manages_stops(tmp_path):
     report = loop.run_cycle()
     assert len(factory.calls) == calls  # no LLM call while halted
     assert [t["action"] for t in report.trades] == ["close_stop"]
+    assert notifier.events[-1] == ("exit", "EXIT PETR4 (stop)")
     assert report.counts == {"BUY": 0, "HOLD": 0, "failed": 0, "skipped": 0}
 
 
@@ -164,7 +168,8 @@ def test_a_daily_loss_halts_persists_and_needs_a_person_to_resume(tmp_path, monk
     status = trader.mark({"PETR4": crash}, days.day)
     assert status["state"] == "HALTED" and "daily loss" in status["state_reason"]
     assert trader.broker.orders("pending") == []  # pending orders cancelled by the halt
-    assert notifier.events[-1][:2] == ("halt", "HALTED")
+    assert notifier.events[-1][0] == "halt" and "daily loss" in notifier.sent[-1].text
+    assert [kind for kind, _ in notifier.events].count("halt") == 1
     assert KillSwitch(tmp_path / "data" / "agent.db").state == TradingState.HALTED  # survives a restart
 
     monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "data" / "agent.db"))
@@ -188,7 +193,7 @@ def test_an_operator_halt_from_another_shell_is_noticed_and_alerted(tmp_path):
     loop, _, notifier = setup_loop(tmp_path, tickers=("PETR4",))
     KillSwitch(loop.settings.database_path).set(TradingState.HALTED, "from another shell", "operator", "t")
     loop.run_cycle()
-    assert ("halt", "HALTED", "from another shell") in notifier.events
+    assert notifier.events[-1][0] == "halt" and "from another shell" in notifier.sent[-1].text
     assert list(loop.deps.sink.records()) == []
 
 
