@@ -1,0 +1,112 @@
+"""``python -m agent.loop`` as a real process: the log layout, /metrics while it runs, SIGTERM, and
+the documented command with the real embedded model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agent.config import LAYER_NAMES
+from agent.embedded import embedded_runtime_available
+from agent.sink import DecisionSink
+from tests.conftest import PASS, make_settings
+from tests.ollama_stub import OllamaStub
+from tests.test_cli import ROOT, closed_port
+
+
+def loop_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")}
+    env.update({"LOG_DIR": str(tmp_path / "logs"), "DATABASE_PATH": str(tmp_path / "data" / "agent.db"),
+                "PROMETHEUS_PORT": str(closed_port()), "B3_TICKERS": "PETR4,VALE3", **extra})
+    return env
+
+
+def start_loop(env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "agent.loop", *args], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def scrape_while_running(proc: subprocess.Popen, port: str, deadline_s: float = 240) -> str | None:
+    """The first /metrics answer that already counts a layer result, or None if the process ended first."""
+    end = time.monotonic() + deadline_s
+    while proc.poll() is None and time.monotonic() < end:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            if 'b3agent_layer_results_total{layer="sentiment",outcome="' in text and "b3agent_cycles_total" in text:
+                return text
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return None
+
+
+def check_log_layout(logs: Path, tickers: int, cycles: int) -> list[dict]:
+    for name in ("trading-agent.log", "errors.log", "performance.log", "trades.jsonl"):
+        assert (logs / name).is_file(), f"{name} missing from LOG_DIR"
+    perf = (logs / "performance.log").read_text()
+    assert "layer ticker=PETR4 layer=sentiment" in perf and f"cycle n={cycles} " in perf
+    assert "heartbeat: cycle" in (logs / "trading-agent.log").read_text()
+    records = list(DecisionSink(logs).records())
+    assert len(records) == tickers * cycles
+    assert all(p.parent.name[:4].isdigit() for _, p in DecisionSink(logs).files())
+    return records
+
+
+@pytest.fixture
+def stub():
+    models = {getattr(make_settings().layers, layer).model: json.dumps(PASS[layer]) for layer in LAYER_NAMES}
+    with OllamaStub(models=list(models), content=models) as s:
+        yield s
+
+
+def test_sigterm_finishes_the_ticker_in_flight_and_exits_0(tmp_path, stub):
+    env = loop_env(tmp_path, LLM_PROVIDER="ollama", OLLAMA_HOST=stub.url, ANALYSIS_INTERVAL="1")
+    proc = start_loop(env, "--source", "sim")
+    assert scrape_while_running(proc, env["PROMETHEUS_PORT"], 120) is not None, proc.communicate()[1][-3000:]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert "received SIGTERM" in err and "stopped after" in err
+    logs = tmp_path / "logs"
+    assert (logs / "trades.jsonl").is_file() and (logs / "performance.log").is_file()
+    # every record written is complete: a graceful stop never leaves a torn line
+    for _, path in DecisionSink(logs).files():
+        assert path.read_bytes().endswith(b"\n")
+
+
+def test_secrets_never_reach_any_log(tmp_path, stub):
+    secret = "brapi-secret-token-123456"
+    env = loop_env(tmp_path, LLM_PROVIDER="ollama", OLLAMA_HOST=stub.url, BRAPI_TOKEN=secret,
+                   TELEGRAM_TOKEN="123456:telegram-secret", SMTP_PASSWORD="smtp-secret-pw")
+    proc = start_loop(env, "--source", "sim", "--cycles", "1")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]
+    texts = [out, err] + [p.read_text() for p in (tmp_path / "logs").rglob("*") if p.is_file()]
+    for text in texts:
+        for value in (secret, "telegram-secret", "smtp-secret-pw"):
+            assert value not in text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(embedded_runtime_available() is not None, reason=f"{embedded_runtime_available()}")
+def test_two_cycles_with_the_embedded_model_leave_the_log_layout_and_serve_metrics(tmp_path):
+    """The issue's command: ``python -m agent.loop --cycles 2 --source sim`` with the embedded model."""
+    env = loop_env(tmp_path, OLLAMA_HOST=f"http://127.0.0.1:{closed_port()}", ANALYSIS_INTERVAL="1")
+    proc = start_loop(env, "--cycles", "2", "--source", "sim")
+    scraped = scrape_while_running(proc, env["PROMETHEUS_PORT"])
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert scraped is not None, "no /metrics answer while the loop ran"
+    assert "b3agent_layer_latency_seconds_bucket" in scraped and "b3agent_kill_switch_state" in scraped
+    assert "embedded" in err.lower() and "heartbeat: cycle 2" in err
+    records = check_log_layout(tmp_path / "logs", tickers=2, cycles=2)
+    assert all(r["llm_provider"] == "embedded" and "llm:embedded" in r["defaults_in_use"] for r in records)
+    assert all("market:sim" in r["defaults_in_use"] for r in records)
