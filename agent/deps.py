@@ -15,6 +15,7 @@ from typing import Callable
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from agent.config import Settings
+from agent.llm_cache import LLMCache
 from agent.market import MarketDataProvider
 from agent.news import FileNewsProvider, NewsBatch, NewsProvider, RssNewsProvider
 from agent.prompts import PromptLibrary
@@ -35,6 +36,7 @@ class CascadeDeps:
     sleep: Callable[[float], None] = time.sleep
     news: NewsProvider | None = None
     guard: Callable[[str], str | None] | None = None  # why a new BUY of a ticker is blocked (the paper trader)
+    llm_cache: LLMCache | None = None  # replayed LLM answers (backtests)
     _models: dict[str, BaseChatModel] = field(default_factory=dict, repr=False)
     _news_batches: dict[tuple[str, int], NewsBatch] = field(default_factory=dict, repr=False)
 

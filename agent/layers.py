@@ -31,8 +31,10 @@ from agent.llm_output import (
     check_citations,
     parse_answer,
 )
+from agent.llm_cache import cache_key
 from agent.log import perf_log
 from agent.metrics import COUNTERS
+from agent.quant_rules import QUANT_PROVIDER, QUANT_RULES, RULES_VERSION
 from agent.state import CascadeState, LayerResult
 
 # Indicator values every decision needs; a None here is a data problem, not an opinion.
@@ -259,6 +261,22 @@ def _invoke(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user:
     return str(content)
 
 
+def _call_with_retries(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str, ticker: str) -> str:
+    """The model's raw answer; connection errors are retried (LLM_RETRIES), anything else raises."""
+    COUNTERS.inc("llm_calls_total", layer=spec.name)
+    attempts = deps.settings.llm.retries + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return _invoke(deps, spec, schema, system, user)
+        except LLMTransientError as exc:
+            COUNTERS.inc("llm_retries_total", layer=spec.name)
+            if attempt == attempts:
+                raise
+            logger.warning("{} {}: {} (attempt {}/{}), retrying", ticker, spec.name, exc, attempt, attempts)
+            deps.sleep(0.5 * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
 def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> tuple[LayerAnswer, list[str], str]:
     """Render the prompt, call the model (retrying transient failures), validate the answer.
 
@@ -273,17 +291,18 @@ def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> tuple
         inputs_json=json.dumps(spec.inputs(state), indent=1, ensure_ascii=False, default=str),
         schema_json=json.dumps(schema, separators=(",", ":")),
     )
-    attempts = deps.settings.llm.retries + 1
-    for attempt in range(1, attempts + 1):
-        try:
-            text = _invoke(deps, spec, schema, system, user)
-            break
-        except LLMTransientError as exc:
-            COUNTERS.inc("llm_retries_total", layer=spec.name)
-            if attempt == attempts:
-                raise
-            logger.warning("{} {}: {} (attempt {}/{}), retrying", ticker, spec.name, exc, attempt, attempts)
-            deps.sleep(0.5 * 2 ** (attempt - 1))
+    cache, key = deps.llm_cache, None
+    if cache is not None:
+        model_name = deps.provider.models.get(spec.name, "?")
+        key = cache_key(provider=deps.provider.name, model=model_name, layer=spec.name, prompt_version=prompt.version,
+                        system=system, user=user, schema=schema, temperature=deps.settings.llm.temperature,
+                        max_tokens=deps.settings.llm.max_tokens)
+    text = cache.get(key, spec.name) if cache is not None else None
+    if text is None:
+        text = _call_with_retries(deps, spec, schema, system, user, ticker)
+        if cache is not None:
+            cache.put(key, text, provider=deps.provider.name, model=model_name, layer=spec.name,
+                      prompt_version=prompt.version)
     answer = parse_answer(text, spec.answer)
     flags = check_citations(getattr(answer, "cited", {}) or {}, spec.citable(state), deps.settings.llm.claim_tolerance) \
         if spec.citable else []
@@ -303,7 +322,10 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
                              reason=ruled.reason, latency_ms=elapsed())
     else:
         try:
-            answer, flags, version = call_layer(spec, state, deps)
+            if deps.provider.name == QUANT_PROVIDER:
+                answer, flags, version = QUANT_RULES[spec.name](state, deps.settings), [], RULES_VERSION
+            else:
+                answer, flags, version = call_layer(spec, state, deps)
         except LLMError as exc:
             COUNTERS.inc("llm_invalid_outputs_total", layer=spec.name, kind=exc.kind)
             result = LayerResult(layer=spec.name, model=model_name, provider=deps.provider.name, score=None,

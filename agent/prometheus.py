@@ -25,6 +25,8 @@ HELP = {
     "decisions_total": "Decisions by type (BUY/HOLD)",
     "llm_invalid_outputs_total": "LLM answers that failed validation or calls that failed, by layer and kind",
     "llm_retries_total": "LLM calls retried after a connection error",
+    "llm_calls_total": "LLM calls made (cache misses), per layer",
+    "llm_cache_total": "LLM answer cache lookups by result (hit/miss), per layer",
     "llm_claim_mismatches_total": "Indicator values an LLM misquoted",
     "tool_errors_total": "Tool-node failures (market data, indicators, risk) by stage and kind",
     "ticker_failures_total": "Tickers whose cascade raised, by kind",

@@ -1,0 +1,69 @@
+"""A persistent cache of LLM answers, keyed by a hash of everything that shapes the answer.
+
+The key covers the provider, the model, the layer, the prompt version, the rendered prompt (so the
+inputs), the answer schema and the sampling settings. Same key, same question: with temperature 0
+the answer is the model's, replayed. A rerun of a backtest therefore makes no LLM call at all,
+which makes cascade backtests cheap and reproducible (the ai-hedge-fund approach).
+The raw text is cached, before validation, so a replay goes through the same checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from agent.metrics import COUNTERS
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS llm_cache (
+    key TEXT PRIMARY KEY, provider TEXT NOT NULL, model TEXT NOT NULL, layer TEXT NOT NULL,
+    prompt_version TEXT NOT NULL, text TEXT NOT NULL, created_at TEXT NOT NULL);
+"""
+
+
+def cache_key(*, provider: str, model: str, layer: str, prompt_version: str, system: str, user: str,
+              schema: dict, temperature: float, max_tokens: int) -> str:
+    blob = json.dumps({"provider": provider, "model": model, "layer": layer, "prompt_version": prompt_version,
+                       "system": system, "user": user, "schema": schema, "temperature": temperature,
+                       "max_tokens": max_tokens}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class LLMCache:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        self.hits = self.misses = 0
+
+    def get(self, key: str, layer: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT text FROM llm_cache WHERE key=?", (key,)).fetchone()
+            if row is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+        COUNTERS.inc("llm_cache_total", layer=layer, result="hit" if row else "miss")
+        return row[0] if row else None
+
+    def put(self, key: str, text: str, *, provider: str, model: str, layer: str, prompt_version: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO llm_cache VALUES (?,?,?,?,?,?,?)",
+                             (key, provider, model, layer, prompt_version, text,
+                              datetime.now(timezone.utc).isoformat(timespec="seconds")))
+
+    @property
+    def hit_rate(self) -> float | None:
+        total = self.hits + self.misses
+        return self.hits / total if total else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
