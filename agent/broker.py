@@ -82,6 +82,7 @@ class PaperBroker:
         self.db_path, self.trades_log = Path(db_path), Path(trades_log)
         self.costs, self.allow_pyramiding = costs, allow_pyramiding
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -90,9 +91,11 @@ class PaperBroker:
         self.reconcile()
 
     def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        return db
+        """One autocommit connection per object, opened on first use (transactions are explicit)."""
+        if self._conn is None:
+            self._conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+        return self._conn
 
     # ------------------------------------------------------------------ state
 
@@ -234,6 +237,11 @@ class PaperBroker:
             db.execute("UPDATE positions SET checked_through=? WHERE ticker=? AND decision_id=?",
                        (bar.date, pos["ticker"], pos["decision_id"]))
         return None
+
+    def close_at(self, ticker: str, bar: Bar, ts: str, why: str) -> dict[str, Any] | None:
+        """Close ``ticker``'s position at ``bar``'s close (e.g. ``end`` of a backtest window)."""
+        pos = self.positions().get(ticker)
+        return self._close(pos, bar.close, bar, ts, why) if pos else None
 
     def _close(self, pos: dict[str, Any], raw_price: float, bar: Bar, ts: str, why: str) -> dict[str, Any] | None:
         price = round(raw_price * (1 - self.costs.slippage_bps / 10_000), 4)

@@ -51,6 +51,7 @@ class KillSwitch:
     def __init__(self, db_path: Path):
         self.db_path = Path(db_path)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn: sqlite3.Connection | None = None
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
@@ -58,9 +59,11 @@ class KillSwitch:
                        "VALUES (1, 'RUNNING', 'initial state', '', 'system')")
 
     def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        return db
+        """One autocommit connection per object, opened on first use (transactions are explicit)."""
+        if self._conn is None:
+            self._conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+        return self._conn
 
     def status(self) -> dict[str, Any]:
         with self._db() as db:

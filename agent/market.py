@@ -321,9 +321,10 @@ class CsvProvider:
         if path is None:
             raise DataError(f"csv provider: no {timeframe} file for {ticker} in {self.data_dir} "
                             f"(expected {ticker}.SA.csv for 1d, {ticker}_B_0_60min.csv for 1h)")
-        # Cut at ``end`` before validating: no statistic or split cut may come from later bars.
+        # Cut at ``end`` before validating: no statistic or split cut may come from later bars. Only the
+        # raw rows the window can use are validated (twice the lookback, for the rows validation drops).
         full, report = _validated_csv(str(path), path.stat().st_mtime_ns, is_index_ticker(ticker), self.max_jump,
-                                      end.isoformat() if end else None)
+                                      end.isoformat() if end else None, 2 * lookback + 50)
         frame = window_bars(full, None, lookback)
         if frame.empty:
             raise DataError(f"csv provider: {path.name} has no valid bars up to {end}")
@@ -369,9 +370,9 @@ def _parse_csv(path: str, _mtime_ns: int) -> pd.DataFrame:
 
 @lru_cache(maxsize=512)
 def _validated_csv(path: str, mtime_ns: int, is_index: bool, max_jump: float,
-                   end: str | None) -> tuple[pd.DataFrame, BarsReport]:
-    """The file's bars up to ``end``, validated (cached, so backtests validate each cut once)."""
-    raw = bars_until(_parse_csv(path, mtime_ns), end)
+                   end: str | None, tail: int) -> tuple[pd.DataFrame, BarsReport]:
+    """The last ``tail`` raw rows of the file up to ``end``, validated (cached per cut)."""
+    raw = bars_until(_parse_csv(path, mtime_ns), end).iloc[-tail:]
     try:
         frame, report = validate_bars(raw, is_index=is_index, max_jump=max_jump)
     except (ValueError, TypeError) as exc:
