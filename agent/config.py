@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -224,6 +225,24 @@ class KillSwitchSettings(_Strict):
     max_open_positions: int = Field(5, ge=1, le=1000)  # open positions plus pending orders
 
 
+class BacktestSettings(_Strict):
+    """Walk-forward backtests (python -m agent.backtest)."""
+
+    cache_path: Path = Path("data/llm_cache.db")  # replayed LLM answers: a rerun makes no LLM call
+    min_years_to_annualise: float = Field(1.0, ge=0.0, le=50.0)  # shorter windows get no CAGR/Sharpe/Sortino/Calmar
+    risk_free_file: Path | None = None  # CSV of date,annual_rate (CDI/Selic); default: risk.risk_free_rate
+    # When each model was released: its training data ends before. A backtest window that starts earlier
+    # overlaps what the model may remember (look-ahead through its memory). Matched by name prefix.
+    model_releases: dict[str, date] = Field(default_factory=lambda: {
+        "smollm2": date(2024, 11, 1), "mistral": date(2024, 5, 22), "deepseek-r1": date(2025, 1, 20),
+        "qwen2.5-coder": date(2024, 9, 19), "gemma3": date(2025, 3, 12)})
+
+    @field_validator("model_releases")
+    @classmethod
+    def _lower_names(cls, v: dict[str, date]) -> dict[str, date]:
+        return {k.lower(): d for k, d in v.items()}
+
+
 class BackupSettings(_Strict):
     dir: Path = Path("backups")
     keep_days: int = Field(7, ge=1, le=3650)
@@ -258,6 +277,7 @@ class Settings(_Strict):
     broker: BrokerSettings = BrokerSettings()
     kill_switch: KillSwitchSettings = KillSwitchSettings()
     backup: BackupSettings = BackupSettings()
+    backtest: BacktestSettings = BacktestSettings()
     secrets: Secrets = Secrets()
 
     _split_tickers = field_validator("tickers", mode="before")(comma_list)
