@@ -24,7 +24,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def start(args: argparse.Namespace, overrides: dict[tuple[str, ...], Any] | None = None, *,
-          sink: bool = True) -> CascadeDeps:
+          sink: bool = True, log_files: bool = True) -> CascadeDeps:
     """Validate the config (flags win), set up logging, wire the parts and announce embedded defaults.
 
     Raises ConfigError or ProviderError; ``exit_code`` turns them into the documented exit status.
@@ -32,7 +32,7 @@ def start(args: argparse.Namespace, overrides: dict[tuple[str, ...], Any] | None
     settings = load_settings(args.config, overrides={
         ("market", "source"): args.source, ("market", "data_dir"): args.data_dir, ("llm", "provider"): args.provider,
         **(overrides or {})})
-    setup_logging(settings)
+    setup_logging(settings, to_file=log_files)
     deps = build_deps(settings, sink=sink)
     announce_defaults(deps)
     return deps

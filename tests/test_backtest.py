@@ -1,0 +1,132 @@
+"""Walk-forward backtests: no look-ahead, the LLM cache on rerun, baselines against the CSV, the CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from agent.backtest import buy_and_hold, main, quant_deps, training_overlap, walk_forward
+from agent.llm_cache import LLMCache
+from agent.market import CsvProvider
+from tests.conftest import DAILY_DIR, LOOSE_RISK, FakeFactory, PASS, make_deps, make_settings, require_shared_data
+
+START, END = date(2024, 1, 2), date(2024, 6, 28)  # quant mode trades PETR4 several times here
+
+
+def csv_settings(data_dir: Path, **extra):
+    return make_settings({("market", "source"): "csv", ("market", "data_dir"): data_dir, **extra})
+
+
+def test_altering_future_bars_never_changes_past_decisions_or_trades(tmp_path):
+    require_shared_data()
+    cut = pd.Timestamp("2024-04-01")
+    original = pd.read_csv(DAILY_DIR / "PETR4.SA.csv")
+    altered = original.copy()
+    future = pd.to_datetime(altered["Date"]) > cut
+    for col in ("Open", "High", "Low", "Close"):
+        altered.loc[future, col] *= 3.0  # a crash-and-triple the past must never see
+    runs = {}
+    for name, frame in (("original", original), ("altered", altered)):
+        data = tmp_path / name
+        data.mkdir()
+        frame.to_csv(data / "PETR4.SA.csv", index=False)
+        settings = csv_settings(data)
+        market = CsvProvider(data, max_jump=settings.market.max_jump)
+        from agent.sink import DecisionSink
+
+        deps = quant_deps(settings, market, DecisionSink(tmp_path / f"{name}-records"))
+        runs[name] = (walk_forward(deps, ["PETR4"], START, END, tmp_path / f"{name}-work"),
+                      list(DecisionSink(tmp_path / f"{name}-records").records()))
+
+    def past(records):
+        return [(r["decision_id"], r["decision"], r["confidence"], r["discarded_at"]) for r in records
+                if pd.Timestamp(r["bar_date"]) <= cut]
+
+    (run_a, rec_a), (run_b, rec_b) = runs["original"], runs["altered"]
+    assert past(rec_a) == past(rec_b) and len(past(rec_a)) > 50
+    assert run_a.equity.loc[:cut].equals(run_b.equity.loc[:cut])
+    assert not run_a.closes["PETR4"].equals(run_b.closes["PETR4"])  # the future really was different
+    trades = lambda run: [t for t in run.trades if pd.Timestamp(t["bar_date"]) <= cut]  # noqa: E731
+    assert len(trades(run_a)) >= 2 and trades(run_a) == trades(run_b)
+
+
+def test_decisions_on_day_t_fill_at_the_next_days_open(tmp_path):
+    require_shared_data()
+    settings = csv_settings(DAILY_DIR)
+    deps = quant_deps(settings, CsvProvider(DAILY_DIR), None)
+    run = walk_forward(deps, ["PETR4", "VALE3"], START, END, tmp_path)
+    opens = [t for t in run.trades if t["action"] == "open"]
+    assert opens, "the quant rules bought nothing in the window"
+    for trade in opens:
+        decided = trade["decision_id"].split("-", 1)[1][:10]
+        assert decided < trade["bar_date"]  # never the decision's own bar
+        frame = CsvProvider(DAILY_DIR).get_bars(trade["ticker"], end=date.fromisoformat(trade["bar_date"]),
+                                                lookback=5).frame
+        assert frame.index[-1].date().isoformat() == trade["bar_date"]
+        assert trade["price"] == pytest.approx(frame["open"].iloc[-1] * (1 + settings.broker.slippage_bps / 1e4),
+                                               abs=1e-4)  # the broker rounds prices to 4 decimals
+        previous_session = frame.index[-2].date().isoformat()
+        assert decided == previous_session  # the very next session, not later
+
+
+def test_a_cascade_rerun_is_served_from_the_cache_with_zero_llm_calls(tmp_path):
+    settings = make_settings(LOOSE_RISK)
+    results = []
+    for attempt in range(2):
+        factory = FakeFactory(PASS)
+        deps = make_deps(tmp_path, settings=settings, factory=factory)
+        deps.llm_cache = LLMCache(tmp_path / "cache.db")
+        deps.market.today = date(2025, 3, 31)
+        run = walk_forward(deps, ["PETR4"], date(2025, 3, 3), date(2025, 3, 31), tmp_path / f"run{attempt}")
+        results.append((run, list(factory.calls)))
+        deps.llm_cache.close()
+    (first, first_calls), (second, second_calls) = results
+    assert first_calls and first.llm_calls_made == len(first_calls) and first.cache_hits == 0
+    assert second_calls == [] and second.llm_calls_made == 0
+    assert second.cache_hits == second.llm_layer_calls == first.llm_layer_calls
+    assert second.trades == first.trades and second.equity.equals(first.equity)
+
+
+def test_buy_and_hold_matches_a_direct_computation_from_the_csv(tmp_path):
+    require_shared_data()
+    raw = pd.read_csv(DAILY_DIR / "VALE3.SA.csv", parse_dates=["Date"], index_col="Date")
+    window = raw.loc[str(START):str(END), "Close"]
+    expected = window.iloc[-1] / window.iloc[0] - 1
+    settings = csv_settings(DAILY_DIR)
+    run = walk_forward(quant_deps(settings, CsvProvider(DAILY_DIR), None), ["VALE3"], START, END, tmp_path)
+    curve = buy_and_hold(run.closes["VALE3"], 100_000.0)
+    assert curve.iloc[-1] / curve.iloc[0] - 1 == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_training_period_warning_names_each_model(tmp_path):
+    deps = make_deps(tmp_path)
+    deps.provider.models.update({"sentiment": "smollm2:1.7b", "technical": "mistral:7b"})
+    warnings = training_overlap(deps, date(2021, 1, 1))
+    assert any("smollm2:1.7b" in w and "2024-11-01" in w for w in warnings)
+    assert any("unknown" in w and "fake-risk" in w for w in warnings)
+    assert not [w for w in training_overlap(deps, date(2026, 1, 1)) if "mistral" in w]
+
+
+def test_cli_quant_json_on_real_data_has_metrics_and_baselines(capsys):
+    require_shared_data()
+    code = main(["--tickers", "PETR4,VALE3", "--start", "2023-01-02", "--end", "2023-12-29", "--source", "csv",
+                 "--data-dir", str(DAILY_DIR), "--mode", "quant", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["baselines"]) == {"buy_and_hold:PETR4", "buy_and_hold:VALE3", "buy_and_hold:IBOV"}
+    m = result["metrics"]
+    for key in ("total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown", "win_rate", "profit_factor",
+                "exposure", "trades", "llm_calls_per_decision", "decisions"):
+        assert key in m
+    assert m["llm_calls_per_decision"] == 0 and m["decisions"] > 400
+    assert result["meta"]["mode"] == "quant" and result["warnings"] == []
+
+
+def test_cli_rejects_bad_arguments_with_exit_2(capsys):
+    assert main(["--tickers", "PETR4", "--start", "2023-12-01", "--end", "2023-01-01"]) == 2
+    assert main(["--tickers", "NOT A TICKER", "--start", "2023-01-01", "--end", "2023-02-01"]) == 2
+    assert main(["--tickers", "PETR4", "--start", "yesterday", "--end", "2023-02-01"]) == 2
