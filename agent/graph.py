@@ -33,7 +33,7 @@ from agent.record import DecisionRecord, Position, combined_prompt_version, deci
 from agent.sink import B3_TZ
 from agent.state import CascadeState
 from agent.trace import print_trace
-from tools.indicators import bar_label, indicator_snapshot, timeframe_summary
+from tools.indicators import bar_label, bar_labels, indicator_snapshot, timeframe_summary
 from tools.risk import RiskLimits, apply_size_factor, risk_snapshot
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -88,7 +88,7 @@ def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
             "n_bars": len(frame),
             "report": bars.report.model_dump(mode="json"),
             "timeframes": timeframes,
-            "bars": {"date": [bar_label(t) for t in frame.index],
+            "bars": {"date": bar_labels(frame.index),
                      **{c: [float(v) for v in frame[c]] for c in BAR_COLUMNS}},
         },
     }
@@ -178,7 +178,8 @@ def load_news(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
 
 def bars_frame(state: CascadeState) -> pd.DataFrame:
     cols = state["market"]["bars"]
-    return pd.DataFrame({c: cols[c] for c in BAR_COLUMNS}, index=pd.DatetimeIndex(pd.to_datetime(cols["date"])))
+    index = pd.DatetimeIndex(pd.to_datetime(cols["date"], format="ISO8601"))
+    return pd.DataFrame({c: cols[c] for c in BAR_COLUMNS}, index=index)
 
 
 def compute_indicators(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:

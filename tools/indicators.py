@@ -122,6 +122,13 @@ def bar_label(ts) -> str:
     return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
 
 
+def bar_labels(index: pd.DatetimeIndex) -> list[str]:
+    """``bar_label`` of every timestamp, vectorised for the daily case (the backtest's hot path)."""
+    if len(index) and (index == index.normalize()).all():
+        return list(index.strftime("%Y-%m-%d"))
+    return [bar_label(t) for t in index]
+
+
 def indicator_snapshot(bars: pd.DataFrame) -> IndicatorSnapshot:
     """Snapshot of the last bar's indicators (what the technical layer sees)."""
     if bars.empty:
