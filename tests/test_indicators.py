@@ -21,6 +21,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import load_daily
 from numpy.lib.stride_tricks import sliding_window_view
@@ -295,3 +297,35 @@ def test_atr_and_adx_are_available_exactly_at_the_end_of_their_warmup(bars):
     """ta gives a valid ATR with 14 bars and ADX with 28: the snapshot must not hide them."""
     assert indicator_snapshot(bars.iloc[-(ATR_WARMUP + 1):]).atr is not None
     assert indicator_snapshot(bars.iloc[-(ADX_WARMUP + 1):]).adx is not None
+
+
+# ---------------------------------------------------------------- ATR and ADX on plain arrays
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(30, 200), st.integers(0, 10_000))
+def test_wilder_atr_and_adx_equal_ta_exactly(n, seed):
+    from ta.trend import ADXIndicator
+    from ta.volatility import AverageTrueRange
+
+    from tools.indicators import wilder_adx, wilder_atr
+
+    rng = np.random.default_rng(seed)
+    close = 20 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    high = close * (1 + rng.uniform(0, 0.03, n))
+    low = close * (1 - rng.uniform(0, 0.03, n))
+    h, l, c = pd.Series(high), pd.Series(low), pd.Series(close)
+    np.testing.assert_array_equal(wilder_atr(high, low, close, 14), AverageTrueRange(h, l, c, 14).average_true_range())
+    np.testing.assert_array_equal(wilder_adx(high, low, close, 14), ADXIndicator(h, l, c, 14).adx())
+
+
+def test_wilder_atr_and_adx_equal_ta_on_real_bars():
+    from ta.trend import ADXIndicator
+    from ta.volatility import AverageTrueRange
+
+    from tools.indicators import wilder_adx, wilder_atr
+
+    bars = load_daily("PETR4.SA").dropna().iloc[-600:]
+    h, l, c = bars["high"], bars["low"], bars["close"]
+    arrays = (h.to_numpy(float), l.to_numpy(float), c.to_numpy(float))
+    np.testing.assert_array_equal(wilder_atr(*arrays, 14), AverageTrueRange(h, l, c, 14).average_true_range())
+    np.testing.assert_array_equal(wilder_adx(*arrays, 14), ADXIndicator(h, l, c, 14).adx())

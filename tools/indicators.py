@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 from ta.momentum import RSIIndicator
-from ta.trend import ADXIndicator, EMAIndicator, MACD, SMAIndicator
-from ta.volatility import AverageTrueRange, BollingerBands
+from ta.trend import EMAIndicator, MACD, SMAIndicator
+from ta.volatility import BollingerBands
 
 RSI_WINDOW = 14
 MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
@@ -35,6 +35,54 @@ def _masked(series: pd.Series, warmup: int) -> pd.Series:
     out = series.astype(float).copy()
     out.iloc[: min(warmup, len(out))] = np.nan
     return out
+
+
+def wilder_atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np.ndarray:
+    """``ta``'s AverageTrueRange, step for step on plain arrays (its per-element pandas loop is the
+    slowest part of a decision; tests check both give the same values)."""
+    prev = np.concatenate([[np.nan], close[:-1]])
+    tr = np.fmax(high - low, np.fmax(np.abs(high - prev), np.abs(low - prev)))
+    atr = np.zeros(len(close))
+    atr[window - 1] = tr[:window].mean()
+    value, keep, w = atr[window - 1], window - 1, float(window)
+    for i in range(window, len(atr)):
+        value = (value * keep + tr[i]) / w
+        atr[i] = value
+    return atr
+
+
+def _smoothed_sums(x: np.ndarray, window: int, length: int) -> np.ndarray:
+    """``ta``'s ADX running sums: seeded with the first ``window`` valid values; the last one stays 0."""
+    out = np.zeros(length)
+    out[0] = x[~np.isnan(x)][:window].sum()
+    w = float(window)
+    for i in range(1, length - 1):
+        out[i] = out[i - 1] - (out[i - 1] / w) + x[window + i]
+    return out
+
+
+def wilder_adx(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np.ndarray:
+    """``ta``'s ADXIndicator.adx(), quirks included, on plain arrays (tests check both agree)."""
+    prev = np.concatenate([[np.nan], close[:-1]])
+    length = len(close) - (window - 1)
+    trs = _smoothed_sums(np.amax([high, prev], axis=0) - np.amin([low, prev], axis=0), window, length)
+    up = high - np.concatenate([[np.nan], high[:-1]])
+    down = np.concatenate([[np.nan], low[:-1]]) - low
+    with np.errstate(invalid="ignore"):
+        pos = np.abs(((up > down) & (up > 0)) * up)
+        neg = np.abs(((down > up) & (down > 0)) * down)
+    dip, din = _smoothed_sums(pos, window, length), _smoothed_sums(neg, window, length)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plus = np.where(trs != 0, 100 * (dip / trs), 0.0)
+        minus = np.where(trs != 0, 100 * (din / trs), 0.0)
+        dx = np.where(plus + minus != 0, 100 * np.abs((plus - minus) / (plus + minus)), 0.0)
+    adx = np.zeros(length)
+    if length > window:
+        adx[window] = dx[:window].mean()
+        keep, w = window - 1, float(window)
+        for i in range(window + 1, length):
+            adx[i] = ((adx[i - 1] * keep) + dx[i - 1]) / w
+    return np.concatenate([np.zeros(window - 1), adx])
 
 
 def indicator_frame(bars: pd.DataFrame) -> pd.DataFrame:
@@ -60,11 +108,13 @@ def indicator_frame(bars: pd.DataFrame) -> pd.DataFrame:
     for w in EMA_WINDOWS:
         out[f"ema_{w}"] = EMAIndicator(close, window=w).ema_indicator()
     if len(bars) > ATR_WARMUP:
-        out["atr"] = _masked(AverageTrueRange(high, low, close, window=ATR_WINDOW).average_true_range(), ATR_WARMUP)
+        out["atr"] = _masked(pd.Series(wilder_atr(high.to_numpy(float), low.to_numpy(float), close.to_numpy(float),
+                                                  ATR_WINDOW), index=bars.index), ATR_WARMUP)
     else:
         out["atr"] = np.nan
     if len(bars) > ADX_WARMUP:
-        out["adx"] = _masked(ADXIndicator(high, low, close, window=ADX_WINDOW).adx(), ADX_WARMUP)
+        out["adx"] = _masked(pd.Series(wilder_adx(high.to_numpy(float), low.to_numpy(float), close.to_numpy(float),
+                                                  ADX_WINDOW), index=bars.index), ADX_WARMUP)
     else:
         out["adx"] = np.nan
     avg_volume = volume.rolling(VOLUME_WINDOW, min_periods=VOLUME_WINDOW).mean()

@@ -1,0 +1,207 @@
+"""``make bench``: what the agent costs on this machine, printed as ratios against plain references.
+
+- indicators: ``tools.indicators.indicator_frame`` (the ``ta`` library) against the same indicators
+  written directly with pandas/numpy, in bars per second;
+- backtest: ``quant`` mode (the full graph and paper broker, bar by bar) against backtesting.py running
+  an SMA cross on the same bars, in bars per second;
+- cascade: each layer's latency with the embedded model, per ticker, and LLM calls per decision.
+
+Numbers are single runs on whatever machine runs them; compare ratios, not absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from loguru import logger
+
+from agent.config import LAYER_NAMES, PROJECT_ROOT, load_settings
+from agent.market import CsvProvider
+
+DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "b3" / "daily"
+
+
+def best_of(fn: Callable[[], Any], repeats: int) -> float:
+    """The fastest of ``repeats`` runs, in seconds (the least disturbed by the rest of the machine)."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+# ------------------------------------------------------------------ indicators
+
+def reference_indicators(bars: pd.DataFrame) -> pd.DataFrame:
+    """The same indicator set written straight with pandas/numpy (Wilder smoothing as ``ewm``)."""
+    close, high, low, volume = bars["close"], bars["high"], bars["low"], bars["volume"]
+    out = pd.DataFrame(index=bars.index)
+    delta = close.diff()
+    gain = delta.clip(lower=0).ewm(alpha=1 / 14, adjust=False).mean()
+    loss = (-delta.clip(upper=0)).ewm(alpha=1 / 14, adjust=False).mean()
+    out["rsi"] = 100 - 100 / (1 + gain / loss)
+    macd = close.ewm(span=12, adjust=False).mean() - close.ewm(span=26, adjust=False).mean()
+    out["macd"], out["macd_signal"] = macd, macd.ewm(span=9, adjust=False).mean()
+    mid, sd = close.rolling(20).mean(), close.rolling(20).std(ddof=0)
+    out["bb_upper"], out["bb_middle"], out["bb_lower"] = mid + 2 * sd, mid, mid - 2 * sd
+    for w in (20, 50, 200):
+        out[f"sma_{w}"] = close.rolling(w).mean()
+    for w in (9, 21):
+        out[f"ema_{w}"] = close.ewm(span=w, adjust=False).mean()
+    prev = close.shift(1)
+    tr = np.maximum(high - low, np.maximum((high - prev).abs(), (low - prev).abs()))
+    out["atr"] = tr.ewm(alpha=1 / 14, adjust=False).mean()
+    up, down = high.diff(), -low.diff()
+    plus = pd.Series(np.where((up > down) & (up > 0), up, 0.0), index=bars.index).ewm(alpha=1 / 14, adjust=False).mean()
+    minus = pd.Series(np.where((down > up) & (down > 0), down, 0.0), index=bars.index).ewm(alpha=1 / 14,
+                                                                                          adjust=False).mean()
+    dx = 100 * (plus - minus).abs() / (plus + minus)
+    out["adx"] = dx.ewm(alpha=1 / 14, adjust=False).mean()
+    out["volume_ratio"] = volume / volume.rolling(20).mean()
+    return out
+
+
+def bench_indicators(frame: pd.DataFrame, repeats: int) -> dict[str, Any]:
+    from tools.indicators import indicator_frame
+
+    ours = best_of(lambda: indicator_frame(frame), repeats)
+    ref = best_of(lambda: reference_indicators(frame), repeats)
+    return {"bars": len(frame), "ours_bars_per_s": len(frame) / ours, "reference_bars_per_s": len(frame) / ref,
+            "ours_over_reference_time": ours / ref}
+
+
+# ------------------------------------------------------------------ backtest speed
+
+def bench_backtest(data_dir: Path, ticker: str, start: date, end: date) -> dict[str, Any]:
+    from agent.backtest import quant_deps, walk_forward
+
+    settings = load_settings(None, env_file=None, environ={}, overrides={
+        ("market", "source"): "csv", ("market", "data_dir"): data_dir})
+    with tempfile.TemporaryDirectory() as work:
+        run = walk_forward(quant_deps(settings, CsvProvider(data_dir), None), [ticker], start, end, Path(work))
+    ours = run.bars / run.seconds
+
+    from backtesting import Backtest, Strategy
+    from backtesting.lib import crossover
+    from backtesting.test import SMA
+
+    class SmaCross(Strategy):
+        def init(self):
+            self.fast, self.slow = self.I(SMA, self.data.Close, 10), self.I(SMA, self.data.Close, 20)
+
+        def next(self):
+            if crossover(self.fast, self.slow):
+                self.buy()
+            elif crossover(self.slow, self.fast):
+                self.position.close()
+
+    frame = CsvProvider(data_dir).get_bars(ticker, end=end, lookback=1_000_000).frame
+    frame = frame.loc[frame.index >= pd.Timestamp(start)]
+    ohlcv = frame.rename(columns=str.capitalize)[["Open", "High", "Low", "Close", "Volume"]]
+    bt = Backtest(ohlcv, SmaCross, cash=1_000_000, commission=0.000325, finalize_trades=True)
+    ref_seconds = best_of(bt.run, 3)
+    return {"ticker": ticker, "bars": run.bars, "decisions": run.decisions, "quant_bars_per_s": ours,
+            "backtesting_py_bars_per_s": len(ohlcv) / ref_seconds,
+            "backtesting_py_over_quant_speed": (len(ohlcv) / ref_seconds) / ours}
+
+
+# ------------------------------------------------------------------ cascade latency (embedded model)
+
+def bench_cascade(tickers: list[str], provider: str) -> dict[str, Any]:
+    """Every layer called once per ticker on a real state (gates ignored), then one real decision each."""
+    from agent.deps import build_deps
+    from agent.graph import build_graph, compute_indicators, compute_risk, load_market_data, load_news, run_cascade
+    from agent.layers import LAYERS, call_layer
+    from agent.llm_output import LLMError
+
+    settings = load_settings(None, overrides={("market", "source"): "sim", ("llm", "provider"): provider})
+    deps = build_deps(settings, sink=False)
+    graph = build_graph(deps)
+    per_layer: dict[str, list[float]] = {layer: [] for layer in LAYER_NAMES}
+    invalid: dict[str, int] = {layer: 0 for layer in LAYER_NAMES}
+    decisions, calls = [], []
+    for ticker in tickers:
+        state: dict[str, Any] = {"ticker": ticker, "as_of": None, "layers": [], "size_factor": 1.0, "headlines": []}
+        for node in (load_market_data, compute_indicators, compute_risk, load_news):
+            state.update(node(state, deps))
+        for layer in LAYER_NAMES:
+            started = time.perf_counter()
+            try:
+                call_layer(LAYERS[layer], state, deps)
+            except LLMError:
+                invalid[layer] += 1
+            per_layer[layer].append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        record = run_cascade(graph, ticker)
+        decisions.append((time.perf_counter() - started) * 1000)
+        calls.append(sum(1 for r in record["layers"] if r["provider"] not in ("code",)))
+    return {"provider": deps.provider.name, "models": dict(deps.provider.models), "tickers": tickers,
+            "layer_ms_mean": {k: statistics.mean(v) for k, v in per_layer.items()},
+            "all_five_layers_ms_per_ticker": sum(statistics.mean(v) for v in per_layer.values()),
+            "invalid_outputs": invalid, "decision_ms": dict(zip(tickers, decisions)),
+            "llm_calls_per_decision": statistics.mean(calls)}
+
+
+# ------------------------------------------------------------------ output
+
+def print_results(results: dict[str, Any]) -> None:
+    ind = results.get("indicators")
+    if ind:
+        print(f"indicators ({ind['bars']} bars): ta-based {ind['ours_bars_per_s']:,.0f} bars/s, "
+              f"pandas reference {ind['reference_bars_per_s']:,.0f} bars/s -> ours takes "
+              f"{ind['ours_over_reference_time']:.1f}x the reference's time")
+    bt = results.get("backtest")
+    if bt:
+        print(f"backtest ({bt['ticker']}, {bt['bars']} bars): quant mode {bt['quant_bars_per_s']:,.0f} bars/s "
+              f"(graph + broker per bar), backtesting.py SMA cross {bt['backtesting_py_bars_per_s']:,.0f} bars/s -> "
+              f"backtesting.py is {bt['backtesting_py_over_quant_speed']:.0f}x faster per bar")
+    cas = results.get("cascade")
+    if cas:
+        print(f"cascade ({cas['provider']}): per layer " + ", ".join(
+            f"{k} {v:,.0f} ms" for k, v in cas["layer_ms_mean"].items())
+              + f"; all five layers {cas['all_five_layers_ms_per_ticker']:,.0f} ms per ticker")
+        print("  one decision: " + ", ".join(f"{t} {ms:,.0f} ms" for t, ms in cas["decision_ms"].items())
+              + f"; LLM calls per decision {cas['llm_calls_per_decision']:.2f} "
+              f"(the cascade stops at the first discard); invalid outputs {cas['invalid_outputs']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m agent.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="daily CSVs (default ../shared/data/b3/daily)")
+    p.add_argument("--tickers", default="PETR4,VALE3,ITUB4", help="tickers for the cascade latency")
+    p.add_argument("--provider", default="embedded", choices=["auto", "ollama", "embedded"])
+    p.add_argument("--skip", action="append", default=[], choices=["indicators", "backtest", "cascade"])
+    p.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = p.parse_args(argv)
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    if not args.data_dir.is_dir():
+        print(f"error: no daily CSVs at {args.data_dir} (use --data-dir)", file=sys.stderr)
+        return 2
+    results: dict[str, Any] = {"machine": {"python": sys.version.split()[0]}}
+    frame = CsvProvider(args.data_dir).get_bars("PETR4", lookback=1_000_000).frame
+    if "indicators" not in args.skip:
+        results["indicators"] = bench_indicators(frame, repeats=5)
+    if "backtest" not in args.skip:
+        results["backtest"] = bench_backtest(args.data_dir, "PETR4", date(2021, 1, 1), date(2025, 12, 31))
+    if "cascade" not in args.skip:
+        results["cascade"] = bench_cascade([t.strip() for t in args.tickers.split(",") if t.strip()], args.provider)
+    print_results(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
