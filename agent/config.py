@@ -381,6 +381,7 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "MAX_DAILY_LOSS": ("kill_switch", "max_daily_loss"),
     "MAX_PORTFOLIO_DRAWDOWN": ("kill_switch", "max_drawdown"),
     "MAX_OPEN_POSITIONS": ("kill_switch", "max_open_positions"),
+    "LLM_CACHE_PATH": ("backtest", "cache_path"),
     "BACKUP_DIR": ("backup", "dir"),
     "BACKUP_KEEP_DAYS": ("backup", "keep_days"),
     "BRAPI_TOKEN": ("secrets", "brapi_token"),

@@ -130,3 +130,26 @@ def test_cli_rejects_bad_arguments_with_exit_2(capsys):
     assert main(["--tickers", "PETR4", "--start", "2023-12-01", "--end", "2023-01-01"]) == 2
     assert main(["--tickers", "NOT A TICKER", "--start", "2023-01-01", "--end", "2023-02-01"]) == 2
     assert main(["--tickers", "PETR4", "--start", "yesterday", "--end", "2023-02-01"]) == 2
+
+
+@pytest.mark.slow
+def test_cascade_mode_with_the_embedded_model_then_a_rerun_from_the_cache(tmp_path, monkeypatch, capsys):
+    from agent.embedded import embedded_runtime_available
+
+    if embedded_runtime_available() is not None:
+        pytest.skip(embedded_runtime_available())
+    require_shared_data()
+    monkeypatch.setenv("LLM_CACHE_PATH", str(tmp_path / "cache.db"))
+    args = ["--tickers", "PETR4", "--start", "2024-06-03", "--end", "2024-06-12", "--source", "csv",
+            "--data-dir", str(DAILY_DIR), "--mode", "cascade", "--provider", "embedded", "--json"]
+    results = []
+    for run in range(2):
+        assert main([*args, "--report", str(tmp_path / f"report{run}")]) == 0
+        results.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    first, second = (r["metrics"] for r in results)
+    assert first["decisions"] == second["decisions"] == 8
+    assert first["llm_calls_made"] > 0 and first["cache_hits"] == 0
+    assert second["llm_calls_made"] == 0 and second["cache_hit_rate"] == 1.0  # the rerun made no LLM call
+    assert results[0]["baselines"].keys() >= {"buy_and_hold:PETR4", "buy_and_hold:IBOV", "quant"}
+    assert any("smollm2" in w.lower() for w in results[0]["warnings"])  # the 135M model saw 2024 prices
+    assert (tmp_path / "report1" / "report.html").is_file()
