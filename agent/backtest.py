@@ -33,7 +33,8 @@ from agent.cli import add_run_flags, exit_code, start
 from agent.config import LAYER_NAMES, TICKER_RE, Settings, comma_list, load_settings, normalize_ticker
 from agent.deps import CascadeDeps
 from agent.errors import ConfigError, DataError, ProviderError
-from agent.graph import build_graph, run_cascade
+from agent.graph import build_graph
+from agent.scheduler import LayerMajorScheduler, decide_ticker_major
 from agent.kill_switch import KillSwitch, TradingState
 from agent.llm_cache import LLMCache
 from agent.log import setup_logging
@@ -119,16 +120,28 @@ def walk_forward(deps: CascadeDeps, tickers: list[str], start: date, end: date, 
     graph = build_graph(deps)
 
     funnel = {layer: {"pass": 0, "discard": 0} for layer in LAYER_NAMES}
-    decisions = buys = llm_layers = 0
     calls_before = COUNTERS.get("llm_calls_total")
     hits_before = deps.llm_cache.hits if deps.llm_cache else 0
     equity, open_positions, last_close = {}, {}, {}
     closes: dict[str, dict[pd.Timestamp, float]] = {t: {} for t in tickers}
     last_bar: dict[str, pd.Timestamp] = {}
     halted = None
+    tally = {"decisions": 0, "buys": 0, "llm_layers": 0}
+
+    def act(record: dict[str, Any]) -> None:
+        tally["decisions"] += 1
+        tally["buys"] += record["decision"] == "BUY"
+        for layer in record["layers"]:
+            funnel[layer["layer"]]["pass" if layer["passed"] else "discard"] += 1
+            tally["llm_layers"] += layer["provider"] not in ("code", QUANT_PROVIDER)
+        trader.on_decision(record)
+
+    layer_major = mode != QUANT_PROVIDER and s.loop.scheduling == "layer_major"
+    scheduler = LayerMajorScheduler(deps, on_record=act) if layer_major else None
     for day in days:
         now[0] = datetime.combine(day, dtime(18, 30), B3_TZ)
         stamp = pd.Timestamp(day)
+        today: list[str] = []
         for ticker in tickers:
             try:  # the same cut the graph makes for this day (and the same cache entry)
                 frame = deps.market.get_bars(ticker, "1d", end=day, lookback=s.market.lookback_bars).frame
@@ -139,15 +152,13 @@ def walk_forward(deps: CascadeDeps, tickers: list[str], start: date, end: date, 
             trader.on_bars(ticker, frame.loc[frame.index > last_bar[ticker]] if ticker in last_bar else frame.tail(1))
             last_bar[ticker] = stamp
             last_close[ticker] = closes[ticker][stamp] = float(frame["close"].iloc[-1])
-            if trader.switch.state == TradingState.HALTED:
-                continue
-            record = run_cascade(graph, ticker, as_of=day.isoformat())
-            decisions += 1
-            buys += record["decision"] == "BUY"
-            for layer in record["layers"]:
-                funnel[layer["layer"]]["pass" if layer["passed"] else "discard"] += 1
-                llm_layers += layer["provider"] not in ("code", QUANT_PROVIDER)
-            trader.on_decision(record)
+            today.append(ticker)
+        if today and trader.switch.state != TradingState.HALTED:
+            outcomes = (scheduler.run(today, day.isoformat()) if scheduler
+                        else decide_ticker_major(graph, today, day.isoformat(), act))
+            failed = {t: e for t, e in outcomes.items() if isinstance(e, Exception)}
+            if failed:
+                raise next(iter(failed.values()))  # a backtest must not silently skip a decision
         if not last_close:
             continue  # no bar yet for any ticker
         status = trader.mark(last_close, day)
@@ -166,7 +177,8 @@ def walk_forward(deps: CascadeDeps, tickers: list[str], start: date, end: date, 
     equity[last_day] = broker.equity({})
     return WalkResult(
         mode=mode, equity=pd.Series(equity).sort_index(), open_positions=pd.Series(open_positions).sort_index(),
-        trades=broker.trades(), funnel=funnel, decisions=decisions, buys=buys, llm_layer_calls=llm_layers,
+        trades=broker.trades(), funnel=funnel, decisions=tally["decisions"], buys=tally["buys"],
+        llm_layer_calls=tally["llm_layers"],
         llm_calls_made=COUNTERS.get("llm_calls_total") - calls_before,
         cache_hits=(deps.llm_cache.hits - hits_before) if deps.llm_cache else 0,
         closes={t: pd.Series(c, dtype=float).sort_index() for t, c in closes.items()},

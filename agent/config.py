@@ -52,6 +52,7 @@ class OllamaSettings(_Strict):
     timeout_s: float = Field(120.0, gt=0, le=3600)
     keep_alive: str = "10m"
     probe_timeout_s: float = Field(2.0, gt=0, le=60)
+    parallel: int = Field(1, ge=1, le=64)  # concurrent requests per host; match the server's OLLAMA_NUM_PARALLEL
 
     @field_validator("host")
     @classmethod
@@ -203,6 +204,9 @@ class AlertSettings(_Strict):
 
 
 class LoopSettings(_Strict):
+    # layer_major: every ticker passes layer k before any starts layer k+1, so each layer's model loads once
+    # per cycle; ticker_major: one ticker through all five layers, then the next (reloads models on a busy host)
+    scheduling: Literal["layer_major", "ticker_major"] = "layer_major"
     market_hours: Literal["auto", "always", "never"] = "auto"  # auto: gate live sources only (sim/csv run any time)
     stall_after_intervals: float = Field(3.0, ge=1.0, le=1000.0)  # alert when no cycle completed in this many intervals
     failure_backoff_max_s: int = Field(3600, ge=0, le=86_400)  # cap on the backoff of a ticker failing the same way
@@ -341,6 +345,7 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "LLM_PROVIDER": ("llm", "provider"),
     "OLLAMA_HOST": ("ollama", "host"),
     "OLLAMA_TIMEOUT": ("ollama", "timeout_s"),
+    "OLLAMA_NUM_PARALLEL": ("ollama", "parallel"),
     "OLLAMA_MODEL_SENTIMENT": ("layers", "sentiment", "model"),
     "OLLAMA_MODEL_STANDARD": ("layers", "technical", "model"),
     "OLLAMA_MODEL_REASONING": ("layers", "risk", "model"),
@@ -374,6 +379,7 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "ALERT_EMAIL_TO": ("alerts", "email_to"),
     "ALERT_EMAIL_FROM": ("alerts", "email_from"),
     "LOOP_MARKET_HOURS": ("loop", "market_hours"),
+    "LOOP_SCHEDULING": ("loop", "scheduling"),
     "SLIPPAGE_BPS": ("broker", "slippage_bps"),
     "B3_FEE_BPS": ("broker", "fee_bps"),
     "BROKER_COMMISSION": ("broker", "commission"),

@@ -17,6 +17,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from agent.config import Settings
 from agent.llm_cache import LLMCache
 from agent.market import MarketDataProvider
+from agent.metrics import ModelSwitches
 from agent.news import FileNewsProvider, NewsBatch, NewsProvider, RssNewsProvider
 from agent.prompts import PromptLibrary
 from agent.providers import ModelFactory, ProviderChoice, make_model_factory, resolve_provider
@@ -37,8 +38,14 @@ class CascadeDeps:
     news: NewsProvider | None = None
     guard: Callable[[str], str | None] | None = None  # why a new BUY of a ticker is blocked (the paper trader)
     llm_cache: LLMCache | None = None  # replayed LLM answers (backtests)
+    model_switches: ModelSwitches = field(default_factory=ModelSwitches)
     _models: dict[str, BaseChatModel] = field(default_factory=dict, repr=False)
     _news_batches: dict[tuple[str, int], NewsBatch] = field(default_factory=dict, repr=False)
+
+    @property
+    def llm_host(self) -> str:
+        """Where LLM calls go: the Ollama host, or the provider's name (embedded, fake...)."""
+        return self.settings.ollama.host if self.provider.name == "ollama" else self.provider.name
 
     def model(self, layer: str, schema: dict) -> BaseChatModel:
         """The layer's chat model (built once; the schema of a layer never changes)."""

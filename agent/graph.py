@@ -281,8 +281,12 @@ def decide(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ the graph
 
-def build_graph(deps: CascadeDeps):
-    """Compile the cascade. Nodes are plain ``state -> update`` functions bound to ``deps``."""
+def build_graph(deps: CascadeDeps, checkpointer=None):
+    """Compile the cascade. Nodes are plain ``state -> update`` functions bound to ``deps``.
+
+    A checkpointer is only for the layer-major scheduler (agent/scheduler.py); Studio and the
+    LangGraph server bring their own.
+    """
     g = StateGraph(CascadeState)
 
     g.add_node("load_market_data", partial(load_market_data, deps=deps))
@@ -302,14 +306,17 @@ def build_graph(deps: CascadeDeps):
         g.add_conditional_edges(layer, route_after_layer, {"continue": next_layer, "discard": "decide"})
     g.add_edge(LAYER_NAMES[-1], "decide")
     g.add_edge("decide", END)
-    return g.compile(name="b3-cascade")
+    return g.compile(name="b3-cascade", checkpointer=checkpointer)
+
+
+def initial_state(ticker: str, as_of: str | None = None, headlines: list[str] | None = None) -> CascadeState:
+    return {"ticker": normalize_ticker(ticker), "as_of": as_of, "layers": [], "size_factor": 1.0,
+            "headlines": headlines or []}
 
 
 def run_cascade(graph, ticker: str, as_of: str | None = None, headlines: list[str] | None = None) -> dict[str, Any]:
     """Run one decision and return its record."""
-    state: CascadeState = {"ticker": normalize_ticker(ticker), "as_of": as_of, "layers": [], "size_factor": 1.0,
-                           "headlines": headlines or []}
-    return graph.invoke(state)["record"]
+    return graph.invoke(initial_state(ticker, as_of, headlines))["record"]
 
 
 # ------------------------------------------------------------------ one-shot CLI

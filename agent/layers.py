@@ -243,6 +243,7 @@ def _citable_names(spec: LayerSpec) -> list[str]:
 def _invoke(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str) -> str:
     """Call the layer's model, mapping every transport failure to an LLMError."""
     model = deps.model(spec.name, schema)
+    deps.model_switches.observe(deps.llm_host, deps.provider.models.get(spec.name, spec.name))
     try:
         message = model.invoke([SystemMessage(system), HumanMessage(user)])
     except (httpx.TimeoutException, TimeoutError) as exc:

@@ -35,7 +35,8 @@ from agent.cli import add_run_flags, exit_code, start
 from agent.config import LAYER_NAMES, load_settings
 from agent.deps import CascadeDeps
 from agent.errors import ConfigError, ProviderError
-from agent.graph import build_graph, run_cascade
+from agent.graph import build_graph
+from agent.scheduler import LayerMajorScheduler, decide_ticker_major
 from agent.kill_switch import KillSwitch, TradingState
 from agent.log import perf_log
 from agent.metrics import COUNTERS
@@ -147,6 +148,8 @@ class TradingLoop:
         self.wait = wait or self.stop.wait  # returns True when stopped while waiting
         deps.guard = trader.guard
         self.graph = build_graph(deps)
+        self.scheduler = (LayerMajorScheduler(deps, stop=self.stop)
+                          if self.settings.loop.scheduling == "layer_major" else None)
         self.backoff = Backoff(self.settings.loop.failure_backoff_max_s // self.settings.analysis_interval_s)
         self.cycle = 0
         self._last_state = trader.switch.state
@@ -166,30 +169,55 @@ class TradingLoop:
         self.cycle += 1
         report = CycleReport(self.cycle)
         started = time.monotonic()
+        self.deps.model_switches.start_cycle()
         self._notice_state_change()
         self._prune_logs()
         closes: dict[str, float] = {}
-        for ticker in self.settings.tickers:
-            if self.stop.is_set():
-                report.interrupted = True
-                logger.warning("cycle {} abandoned before {}: stopping", self.cycle, ticker)
-                break
-            self._trade_ticker(ticker, report, closes)
+        to_decide = [t for t in self.settings.tickers if self._prepare_ticker(t, report, closes)]
+        if to_decide and not self.stop.is_set():
+            results = self._decide(to_decide, lambda record: self._act(record, report))
+            for ticker in to_decide:
+                outcome = results.get(ticker)
+                if isinstance(outcome, Exception):
+                    report.counts["failed"] += 1
+                    COUNTERS.inc("ticker_failures_total", ticker=ticker, kind=type(outcome).__name__)
+                    logger.opt(exception=outcome).error("{}: cascade failed: {}", ticker, outcome)
+                    self.backoff.record(ticker, type(outcome).__name__)
+                elif outcome is not None:
+                    report.counts[outcome["decision"]] += 1
+                    self.backoff.record(ticker, failure_kind(outcome))
+        if self.stop.is_set():
+            report.interrupted = True
+            logger.warning("cycle {} abandoned: stopping", self.cycle)
         report.portfolio = self.trader.mark(closes, self._today())
         report.took_s = time.monotonic() - started
         COUNTERS.inc("cycles_total")
         COUNTERS.observe("cycle_duration_seconds", report.took_s)
         COUNTERS.set_gauge("last_cycle_success_timestamp_seconds", time.time())
+        COUNTERS.set_gauge("model_switches_last_cycle", self.deps.model_switches.cycle)
         self._heartbeat(report)
         return report
 
-    def _trade_ticker(self, ticker: str, report: CycleReport, closes: dict[str, float]) -> None:
+    def _decide(self, tickers: list[str], on_record) -> dict[str, Any]:
+        if self.scheduler is not None:
+            self.scheduler.on_record = on_record
+            return self.scheduler.run(tickers)
+        return decide_ticker_major(self.graph, tickers, None, on_record, self.stop)
+
+    def _act(self, record: dict[str, Any], report: CycleReport) -> None:
+        """A decision just made: a BUY becomes an order before the next ticker is decided."""
+        order = self.trader.on_decision(record)
+        if order:
+            report.orders.append(order)
+
+    def _prepare_ticker(self, ticker: str, report: CycleReport, closes: dict[str, float]) -> bool:
+        """Fills and exits on the latest bars; True when the ticker goes through the cascade this cycle."""
         skip = self.backoff.should_skip(ticker)
         if skip:
             report.counts["skipped"] += 1
             COUNTERS.inc("ticker_backoffs_total", ticker=ticker)
             logger.warning("{}: skipped this cycle: {}", ticker, skip)
-            return
+            return False
         s = self.settings
         try:
             bars = self.deps.market.get_bars(ticker, s.market.timeframes.primary, lookback=s.market.lookback_bars)
@@ -199,21 +227,7 @@ class TradingLoop:
         except Exception as exc:  # noqa: BLE001 - the cascade records the data failure; keep going
             COUNTERS.inc("tool_errors_total", stage="execution_bars", kind=type(exc).__name__)
             logger.warning("{}: no bars for fills and exits this cycle: {}", ticker, exc)
-        if self.trader.switch.state == TradingState.HALTED:
-            return
-        try:
-            record = run_cascade(self.graph, ticker)
-        except Exception as exc:  # noqa: BLE001 - one ticker must never stop the loop
-            report.counts["failed"] += 1
-            COUNTERS.inc("ticker_failures_total", ticker=ticker, kind=type(exc).__name__)
-            logger.exception("{}: cascade failed: {}", ticker, exc)
-            self.backoff.record(ticker, type(exc).__name__)
-            return
-        report.counts[record["decision"]] += 1
-        self.backoff.record(ticker, failure_kind(record))
-        order = self.trader.on_decision(record)
-        if order:
-            report.orders.append(order)
+        return self.trader.switch.state != TradingState.HALTED
 
     def _notice_state_change(self) -> None:
         """A halt or resume set from another shell: log it, and alert on a halt."""
@@ -238,9 +252,10 @@ class TradingLoop:
                     r.number, r.took_s, r.counts["BUY"], r.counts["HOLD"], r.counts["failed"], r.counts["skipped"],
                     p["state"], p["equity"], p["cash"], p["open_positions"], p["pending_orders"], p["drawdown"],
                     self.deps.provider.name, self.deps.market.name)
-        perf_log().info("cycle n={} tickers={} duration_s={:.3f} buy={} hold={} failed={} skipped={} interrupted={}",
-                        r.number, len(self.settings.tickers), r.took_s, r.counts["BUY"], r.counts["HOLD"],
-                        r.counts["failed"], r.counts["skipped"], r.interrupted)
+        perf_log().info("cycle n={} tickers={} duration_s={:.3f} buy={} hold={} failed={} skipped={} interrupted={} "
+                        "scheduling={} model_switches={}", r.number, len(self.settings.tickers), r.took_s,
+                        r.counts["BUY"], r.counts["HOLD"], r.counts["failed"], r.counts["skipped"], r.interrupted,
+                        self.settings.loop.scheduling, self.deps.model_switches.cycle)
 
     # ------------------------------------------------------------------ the loop
 

@@ -101,3 +101,24 @@ class Counters:
 
 
 COUNTERS = Counters()
+
+
+class ModelSwitches:
+    """Counts how often consecutive LLM calls on one host ask for a different model (a likely reload)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[str, str] = {}
+        self.cycle = 0
+
+    def observe(self, host: str, model: str) -> None:
+        with self._lock:
+            if self._last.get(host) not in (None, model):
+                self.cycle += 1
+                COUNTERS.inc("model_switches_total", host=host)
+            self._last[host] = model
+
+    def start_cycle(self) -> None:
+        with self._lock:
+            self.cycle = 0
+

@@ -26,6 +26,8 @@ HELP = {
     "llm_invalid_outputs_total": "LLM answers that failed validation or calls that failed, by layer and kind",
     "llm_retries_total": "LLM calls retried after a connection error",
     "llm_calls_total": "LLM calls made (cache misses), per layer",
+    "model_switches_last_cycle": "Model switches in the last cycle (layer-major: at most one per layer per host)",
+    "model_switches_total": "Consecutive LLM calls on one host that asked for a different model (likely reloads)",
     "llm_cache_total": "LLM answer cache lookups by result (hit/miss), per layer",
     "llm_claim_mismatches_total": "Indicator values an LLM misquoted",
     "tool_errors_total": "Tool-node failures (market data, indicators, risk) by stage and kind",

@@ -1,0 +1,104 @@
+"""Layer-major scheduling: every ticker passes layer k before any ticker starts layer k+1.
+
+Ollama keeps only a few models loaded (3 on a CPU host by default). Walking ticker by ticker
+through five layers swaps models in and out all the time, and each reload of a 7B model costs
+seconds. Here each layer's model is asked for all surviving tickers in a row, so it loads once per
+cycle per host.
+
+It is the same compiled graph, run with a checkpointer and static breakpoints: each ticker is a
+thread that stops before the next layer (and before ``decide``); the scheduler resumes all threads
+one stage at a time. Within a stage, tickers run concurrently up to ``ollama.parallel`` (one at a
+time for the in-process embedded model). The ``decide`` nodes run last, one ticker at a time, each
+followed by ``on_record``, so the portfolio guard sees every order queued before it.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from langgraph.checkpoint.memory import InMemorySaver
+
+from agent.config import LAYER_NAMES, normalize_ticker
+from agent.deps import CascadeDeps
+from agent.graph import build_graph, initial_state, run_cascade
+from agent.metrics import COUNTERS
+
+DECIDE = "decide"
+
+
+class LayerMajorScheduler:
+    def __init__(self, deps: CascadeDeps, on_record: Callable[[dict[str, Any]], None] | None = None,
+                 stop: threading.Event | None = None):
+        self.deps = deps
+        self.on_record = on_record
+        self.stop = stop or threading.Event()  # set: no further stage or decision starts (the cycle is abandoned)
+        self.checkpointer = InMemorySaver()
+        self.graph = build_graph(deps, checkpointer=self.checkpointer)
+        embedded = deps.provider.name == "embedded"  # llama.cpp in-process: one call at a time
+        self.workers = 1 if embedded else deps.settings.ollama.parallel
+
+    def run(self, tickers: list[str], as_of: str | None = None) -> dict[str, dict[str, Any] | Exception]:
+        """Decide every ticker; returns ticker -> record, or the exception that ticker raised."""
+        run_id = uuid.uuid4().hex[:8]
+        configs = {t: {"configurable": {"thread_id": f"{run_id}-{normalize_ticker(t)}"}} for t in tickers}
+        results: dict[str, dict[str, Any] | Exception] = {}
+        stages = [*LAYER_NAMES, DECIDE]  # stage k stops before stages[k]; stage 0 runs the tool nodes
+        try:
+            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="layer") as pool:
+                for k, stop in enumerate(stages):
+                    if self.stop.is_set():
+                        return results
+                    if k == 0:
+                        todo = {t: initial_state(t, as_of) for t in tickers}
+                    else:  # the tickers waiting before the layer this stage runs (the others were discarded)
+                        todo = {t: None for t in tickers
+                                if t not in results and self._next(configs[t]) == (stages[k - 1],)}
+                    futures = {t: pool.submit(self._advance, state, configs[t], [stop, DECIDE])
+                               for t, state in todo.items()}
+                    for t, future in futures.items():
+                        if future.exception() is not None:
+                            results[t] = future.exception()
+            for t in tickers:  # decide one at a time, each record acted on before the next
+                if self.stop.is_set():
+                    break
+                if t in results or self._next(configs[t]) != (DECIDE,):
+                    continue
+                try:
+                    record = self.graph.invoke(None, configs[t])["record"]
+                except Exception as exc:  # noqa: BLE001 - reported per ticker, like a failed cascade
+                    results[t] = exc
+                    continue
+                results[t] = record
+                if self.on_record:
+                    self.on_record(record)
+        finally:
+            for config in configs.values():
+                self.checkpointer.delete_thread(config["configurable"]["thread_id"])
+        return results
+
+    def _advance(self, state: dict[str, Any] | None, config: dict, stop_before: list[str]) -> None:
+        self.graph.invoke(state, config, interrupt_before=stop_before)
+
+    def _next(self, config: dict) -> tuple[str, ...]:
+        return tuple(self.graph.get_state(config).next)
+
+
+def decide_ticker_major(graph, tickers: list[str], as_of: str | None,
+                        on_record: Callable[[dict[str, Any]], None] | None = None,
+                        stop: threading.Event | None = None) -> dict[str, dict[str, Any] | Exception]:
+    """One ticker through every layer, then the next: the one-shot path, and the baseline for the benchmark."""
+    results: dict[str, dict[str, Any] | Exception] = {}
+    for ticker in tickers:
+        if stop is not None and stop.is_set():
+            break
+        try:
+            results[ticker] = record = run_cascade(graph, ticker, as_of=as_of)
+        except Exception as exc:  # noqa: BLE001 - reported per ticker
+            results[ticker] = exc
+            continue
+        if on_record:
+            on_record(record)
+    return results
