@@ -270,7 +270,7 @@ def run_backtest(settings: Settings, deps: CascadeDeps, tickers: list[str], star
         "llm_calls_made": run.llm_calls_made,
         "cache_hits": run.cache_hits,
         "cache_hit_rate": (round(run.cache_hits / run.llm_layer_calls, 4) if run.llm_layer_calls else None),
-        "seconds": round(run.seconds, 2), "bars": run.bars,
+        "seconds": round(run.seconds, 2), "ticker_bars": run.bars,
         "bars_per_second": round(run.bars / run.seconds, 1) if run.seconds else None,
     })
     b = settings.broker
@@ -378,14 +378,14 @@ def print_summary(result: dict[str, Any]) -> None:
     for warning in result["warnings"]:
         console.print(f"[bold yellow]warning:[/] {warning}")
     table = Table(title=f"{result['meta']['mode']} backtest {result['meta']['start']} to {result['meta']['end']}")
-    keys = ("total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown", "trades", "win_rate",
-            "profit_factor", "exposure")
-    table.add_column("")
-    for key in keys:
-        table.add_column(key)
+    runs = [("strategy", result["metrics"]), *result["baselines"].items()]
+    table.add_column("metric")
+    for name, _ in runs:
+        table.add_column(name.replace("buy_and_hold:", "B&H "), justify="right")
     fmt = lambda v: "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
-    for name, m in [("strategy", result["metrics"]), *result["baselines"].items()]:
-        table.add_row(name, *[fmt(m.get(k)) for k in keys])
+    for key in ("total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_duration_bars",
+                "trades", "win_rate", "profit_factor", "avg_trade", "exposure"):
+        table.add_row(key, *[fmt(m.get(key)) for _, m in runs])
     console.print(table)
     m = result["metrics"]
     console.print(f"{m['decisions']} decisions, {m['buys']} BUY, LLM calls per decision {m['llm_calls_per_decision']}, "

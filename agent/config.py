@@ -233,7 +233,7 @@ class BacktestSettings(_Strict):
     """Walk-forward backtests (python -m agent.backtest)."""
 
     cache_path: Path = Path("data/llm_cache.db")  # replayed LLM answers: a rerun makes no LLM call
-    min_years_to_annualise: float = Field(1.0, ge=0.0, le=50.0)  # shorter windows get no CAGR/Sharpe/Sortino/Calmar
+    min_years_to_annualise: float = Field(0.95, ge=0.0, le=50.0)  # shorter windows get no CAGR/Sharpe/Sortino/Calmar
     risk_free_file: Path | None = None  # CSV of date,annual_rate (CDI/Selic); default: risk.risk_free_rate
     # When each model was released: its training data ends before. A backtest window that starts earlier
     # overlaps what the model may remember (look-ahead through its memory). Matched by name prefix.

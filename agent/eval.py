@@ -38,7 +38,7 @@ from agent.deps import CascadeDeps, build_deps
 from agent.errors import ConfigError, LLMError, ProviderError
 from agent.layers import LAYERS, call_layer
 from agent.log import setup_logging
-from agent.news import normalize_text, sanitize_for_prompt, screen_headline
+from agent.news import PROMPT_MAX_CHARS, normalize_text, sanitize_for_prompt, screen_headline
 from agent.state import CascadeState
 from agent.trace import announce_defaults
 
@@ -160,11 +160,16 @@ def stratified_sample(examples: list[Example], n: int, seed: int) -> list[Exampl
     labels = sorted(by_label, key=_label_order)
     exact = {lab: n * len(by_label[lab]) / len(examples) for lab in labels}
     quota = {lab: int(exact[lab]) for lab in labels}
-    for lab in sorted(labels, key=lambda lab: (-(exact[lab] - quota[lab]), _label_order(lab)))[: n - sum(quota.values())]:
+    by_remainder = sorted(labels, key=lambda lab: (-(exact[lab] - quota[lab]), _label_order(lab)))
+    for lab in by_remainder[: n - sum(quota.values())]:
         quota[lab] += 1
     rng = random.Random(seed)
     chosen = [ex for lab in labels for ex in rng.sample(by_label[lab], quota[lab])]
     return sorted(chosen, key=lambda ex: ex.row)
+
+
+def _in_label_order(counts: Counter) -> dict[str, int]:
+    return {k: counts[k] for k in sorted(counts, key=_label_order)}
 
 
 def _label_order(label: str) -> tuple[int, str]:
@@ -322,11 +327,21 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
                     "by_kind": {k: {"count": c, "rate": c / n} for k, c in by_kind.most_common()}},
         "screened": sum(o.predicted == SCREENED for o in outcomes),
         "truncated": sum(o.truncated for o in outcomes),
-        "gold_distribution": dict(sorted(Counter(o.gold for o in outcomes).items(), key=lambda kv: _label_order(kv[0]))),
-        "predicted_distribution": dict(sorted(Counter(o.predicted for o in outcomes).items(),
-                                              key=lambda kv: _label_order(kv[0]))),
+        "gold_distribution": _in_label_order(Counter(o.gold for o in outcomes)),
+        "predicted_distribution": _in_label_order(Counter(o.predicted for o in outcomes)),
         "latency_ms": latency_stats([o.latency_ms for o in outcomes if o.latency_ms is not None]),
+        # The score is the layer's other output (1.0 clearly positive, 0.0 clearly negative): does it separate
+        # the gold classes even where the label does not?
+        "mean_score_by_gold": {g: (float(np.mean(v)) if v else None) for g, v in _scores_by_gold(outcomes).items()},
     }
+
+
+def _scores_by_gold(outcomes: list[Outcome]) -> dict[str, list[float]]:
+    scores: dict[str, list[float]] = {g: [] for g in sorted({o.gold for o in outcomes}, key=_label_order)}
+    for o in outcomes:
+        if o.score is not None:
+            scores[o.gold].append(o.score)
+    return scores
 
 
 def evaluate_sentiment(dataset: Dataset, deps: CascadeDeps, *, limit: int | None = None, sample: int | None = None,
@@ -358,6 +373,7 @@ def evaluate_sentiment(dataset: Dataset, deps: CascadeDeps, *, limit: int | None
         "skipped_rows": dataset.skipped,
         "selection": selection,
         "examples": len(run.outcomes),
+        "examples_planned": run.examples_total,
         "interrupted": run.interrupted,
         "provider": deps.provider.name,
         "model": deps.provider.models.get("sentiment", "?"),
@@ -365,6 +381,7 @@ def evaluate_sentiment(dataset: Dataset, deps: CascadeDeps, *, limit: int | None
         "ticker": EVAL_TICKER,
         "price_action": dict(NEUTRAL_PRICE_ACTION),
         "max_chars": max_chars,
+        "agent_headline_max_chars": PROMPT_MAX_CHARS,  # what the live agent's load_news keeps of a headline
         "warmup_calls": warmup,
         "wall_s": run.wall_s,
         **summarize(run.outcomes),
@@ -390,12 +407,16 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     console.print(f"  columns text={report['text_column']!r} label={report['label_column']!r}; "
                   f"{report['examples']} of {report['dataset_rows']} labelled rows ({how})"
                   + (f"; {report['skipped_rows']} rows without text or label skipped" if report["skipped_rows"] else "")
-                  + ("; [red]INTERRUPTED: partial results[/]" if report["interrupted"] else ""), highlight=False)
+                  + (f"; [red]INTERRUPTED after {report['examples']} of {report['examples_planned']}: partial "
+                     f"results[/]" if report["interrupted"] else ""), highlight=False)
     console.print(f"  model {report['model']} ({report['provider']}), prompt {report['prompt_version']}; "
                   f"each text is the one headline of {report['ticker']} with a flat price action", highlight=False)
     console.print(f"  texts cut to {report['max_chars']} characters: {report['truncated']} of {report['examples']} "
-                  f"were longer" + (f"; {report['screened']} screened out as prompt injection (counted wrong)"
-                                    if report["screened"] else ""), highlight=False)
+                  f"were longer"
+                  + (f" (the live agent keeps {report['agent_headline_max_chars']})"
+                     if report["max_chars"] != report["agent_headline_max_chars"] else "")
+                  + (f"; {report['screened']} screened out as prompt injection (counted wrong)"
+                     if report["screened"] else ""), highlight=False)
 
     base = report["majority_baseline"]
     head = Table(show_header=False, box=None, padding=(0, 2))
@@ -409,6 +430,10 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     lat = report["latency_ms"]
     head.add_row("latency", f"mean {_ms(lat['mean'])}", f"p50 {_ms(lat['p50'])}  p95 {_ms(lat['p95'])}  "
                  f"max {_ms(lat['max'])}  (wall {report['wall_s']:.1f} s)")
+    scores = report.get("mean_score_by_gold") or {}
+    if scores:
+        head.add_row("mean score", "by gold label", "  ".join(f"{g} {'-' if v is None else f'{v:.2f}'}"
+                                                                for g, v in scores.items()))
     console.print(head)
 
     per = Table(title="per class", header_style="bold")
