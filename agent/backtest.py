@@ -116,7 +116,7 @@ def walk_forward(deps: CascadeDeps, tickers: list[str], start: date, end: date, 
     broker = PaperBroker(work_dir / "ledger.db", work_dir / "trades.jsonl", s.risk.capital,
                          Costs(b.slippage_bps, b.fee_bps, b.commission), b.allow_pyramiding)
     trader = PaperTrader(broker, KillSwitch(work_dir / "ledger.db"), s.kill_switch, clock=deps.clock)
-    deps.guard = trader.guard
+    deps.guard, deps.origin = trader.guard, "backtest"
     graph = build_graph(deps)
 
     funnel = {layer: {"pass": 0, "discard": 0} for layer in LAYER_NAMES}

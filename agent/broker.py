@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS orders (
 CREATE TABLE IF NOT EXISTS positions (
     ticker TEXT PRIMARY KEY, qty INTEGER NOT NULL, entry REAL NOT NULL, open_fees REAL NOT NULL,
     stop REAL, take_profit REAL, decision_id TEXT NOT NULL, entry_bar TEXT NOT NULL, checked_through TEXT,
-    opened_at TEXT NOT NULL);
+    opened_at TEXT NOT NULL, last_close REAL);
 CREATE TABLE IF NOT EXISTS trades (
     trade_id TEXT PRIMARY KEY, ts TEXT NOT NULL, bar_date TEXT NOT NULL, action TEXT NOT NULL, ticker TEXT NOT NULL,
     qty INTEGER NOT NULL, price REAL NOT NULL, fees REAL NOT NULL, profit REAL, decision_id TEXT NOT NULL,
@@ -122,17 +122,21 @@ class PaperBroker:
         with self._db() as db:
             return [dict(r) for r in db.execute(query + " ORDER BY bar_date, rowid", args)]
 
-    def has_order(self, decision_id: str) -> bool:
+    def order_status(self, decision_id: str) -> str | None:
+        """pending / filled / rejected / cancelled, or None when the decision never became an order."""
         with self._db() as db:
-            return db.execute("SELECT 1 FROM orders WHERE decision_id=?", (decision_id,)).fetchone() is not None
+            row = db.execute("SELECT status FROM orders WHERE decision_id=?", (decision_id,)).fetchone()
+        return row["status"] if row else None
 
     def trades(self) -> list[dict[str, Any]]:
         with self._db() as db:
             return [dict(r) for r in db.execute("SELECT * FROM trades ORDER BY rowid")]
 
     def equity(self, marks: dict[str, float]) -> float:
-        """Cash plus open positions at ``marks`` (entry price where a ticker has no mark)."""
-        return self.cash + sum(p["qty"] * marks.get(t, p["entry"]) for t, p in self.positions().items())
+        """Cash plus open positions at ``marks``; a ticker with no mark now is valued at the last close
+        the broker saw (a failed fetch must neither fake a loss nor hide one)."""
+        return self.cash + sum(p["qty"] * marks.get(t, p["last_close"] or p["entry"])
+                               for t, p in self.positions().items())
 
     # ------------------------------------------------------------------ orders
 
@@ -216,9 +220,9 @@ class PaperBroker:
                 db.execute("UPDATE positions SET entry = (entry*qty + ?*?)/(qty + ?), qty = qty + ?, "
                            "open_fees = open_fees + ? WHERE ticker=?", (price, qty, qty, qty, fees, order["ticker"]))
             else:
-                db.execute("INSERT INTO positions VALUES (?,?,?,?,?,?,?,?,?,?)",
+                db.execute("INSERT INTO positions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                            (order["ticker"], qty, price, fees, order["stop"], order["take_profit"],
-                            order["decision_id"], bar.date, None, ts))
+                            order["decision_id"], bar.date, None, ts, bar.open))
             return True
 
         return self._commit(trade, apply)
@@ -234,8 +238,8 @@ class PaperBroker:
         if target is not None and bar.high >= target:
             return self._close(pos, max(bar.open, target), bar, ts, "take_profit")
         with self._lock, self._db() as db:
-            db.execute("UPDATE positions SET checked_through=? WHERE ticker=? AND decision_id=?",
-                       (bar.date, pos["ticker"], pos["decision_id"]))
+            db.execute("UPDATE positions SET checked_through=?, last_close=? WHERE ticker=? AND decision_id=?",
+                       (bar.date, bar.close, pos["ticker"], pos["decision_id"]))
         return None
 
     def close_at(self, ticker: str, bar: Bar, ts: str, why: str) -> dict[str, Any] | None:

@@ -36,7 +36,8 @@ class CascadeDeps:
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     sleep: Callable[[float], None] = time.sleep
     news: NewsProvider | None = None
-    guard: Callable[[str], str | None] | None = None  # why a new BUY of a ticker is blocked (the paper trader)
+    guard: Callable[[str, str], str | None] | None = None  # (ticker, decision id) -> why a BUY is blocked
+    origin: str = "one_shot"  # recorded in every record: loop | one_shot | studio | backtest
     llm_cache: LLMCache | None = None  # replayed LLM answers (backtests)
     model_switches: ModelSwitches = field(default_factory=ModelSwitches)
     _models: dict[str, BaseChatModel] = field(default_factory=dict, repr=False)

@@ -223,6 +223,10 @@ def decide(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
     confidence = final["score"] if final else None
     discarded_at = state.get("discarded_at")
     decision, position = "HOLD", None
+    prompt_version = combined_prompt_version(deps.prompts.versions(ticker))
+    config_version = s.fingerprint()
+    bar_date = market.get("bar_date")
+    record_id = decision_id(ticker, bar_date or state.get("as_of") or "no-bar", config_version, prompt_version)
 
     if state.get("error"):
         reason = state["error"]
@@ -239,17 +243,13 @@ def decide(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
             discarded_at, reason = "decision", f"risk rule: {'; '.join(risk['blocks'])}"
         elif shares <= 0:
             discarded_at, reason = "decision", f"position shrunk to zero lots (size factor {factor:.2f})"
-        elif deps.guard and (blocked := deps.guard(ticker)):
+        elif deps.guard and (blocked := deps.guard(ticker, record_id)):
             discarded_at, reason = "portfolio", f"BUY blocked: {blocked}"
         else:
             decision, reason = "BUY", final["reason"]
 
-    versions = deps.prompts.versions(ticker)
-    prompt_version = combined_prompt_version(versions)
-    config_version = s.fingerprint()
-    bar_date = market.get("bar_date")
     record = DecisionRecord(
-        decision_id=decision_id(ticker, bar_date or state.get("as_of") or "no-bar", config_version, prompt_version),
+        decision_id=record_id,
         ts=deps.clock().astimezone(B3_TZ).isoformat(timespec="seconds"),
         ticker=ticker,
         bar_date=bar_date,
@@ -270,6 +270,7 @@ def decide(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
         config_version=config_version,
         prompt_version=prompt_version,
         as_of=state.get("as_of"),
+        origin=deps.origin,
     ).model_dump(mode="json")
     COUNTERS.inc("decisions_total", decision=decision)
     if deps.sink is not None:

@@ -30,7 +30,7 @@ class TradingState(StrEnum):
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kill_switch (
     id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, reason TEXT NOT NULL, changed_at TEXT NOT NULL,
-    changed_by TEXT NOT NULL, day TEXT, day_open REAL, peak REAL);
+    changed_by TEXT NOT NULL, day TEXT, day_open REAL, peak REAL, last_equity REAL);
 CREATE TABLE IF NOT EXISTS kill_switch_log (
     ts TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, changed_by TEXT NOT NULL);
 """
@@ -75,31 +75,40 @@ class KillSwitch:
         return TradingState(self.status()["state"])
 
     def set(self, state: TradingState, reason: str, by: str, ts: str) -> bool:
-        """Change the state (logged with who and why). Resuming clears the loss baselines. True if it changed."""
+        """Change the state (logged with who and why). Leaving HALTED restarts the loss baselines from
+        the current equity (else the old breach would halt again at once). True if it changed."""
         state = TradingState(state)
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            before = db.execute("SELECT state FROM kill_switch").fetchone()["state"]
-            if before == state:
-                db.execute("COMMIT")
-                return False
-            reset = ", day=NULL, day_open=NULL, peak=NULL" if state == TradingState.RUNNING else ""
-            db.execute(f"UPDATE kill_switch SET state=?, reason=?, changed_at=?, changed_by=?{reset}",
-                       (state.value, reason, ts, by))
-            db.execute("INSERT INTO kill_switch_log VALUES (?,?,?,?)", (ts, state.value, reason, by))
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        before = db.execute("SELECT state FROM kill_switch").fetchone()["state"]
+        if before == state:
             db.execute("COMMIT")
+            return False
+        reset = (", day=NULL, day_open=NULL, peak=NULL"
+                 if before == TradingState.HALTED and state != TradingState.HALTED else "")
+        db.execute(f"UPDATE kill_switch SET state=?, reason=?, changed_at=?, changed_by=?{reset}",
+                   (state.value, reason, ts, by))
+        db.execute("INSERT INTO kill_switch_log VALUES (?,?,?,?)", (ts, state.value, reason, by))
+        db.execute("COMMIT")
         logger.warning("kill switch: {} -> {} by {}: {}", before, state.value, by, reason)
         return True
 
     def mark(self, equity: float, day: str, limits: KillSwitchSettings, ts: str) -> str | None:
-        """Update the day's opening equity and the peak, and HALT on a breached limit. Returns the breach."""
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT day, day_open, peak FROM kill_switch").fetchone()
-            day_open = row["day_open"] if row["day"] == day and row["day_open"] is not None else equity
-            peak = max(row["peak"] if row["peak"] is not None else equity, equity)
-            db.execute("UPDATE kill_switch SET day=?, day_open=?, peak=?", (day, day_open, peak))
-            db.execute("COMMIT")
+        """Record the equity, and HALT on a breached limit. Returns the breach.
+
+        The day's opening equity is the last equity marked on an earlier day, so the first mark of a
+        session (which already carries that session's move) is compared with the close before it.
+        """
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        row = db.execute("SELECT day, day_open, peak, last_equity FROM kill_switch").fetchone()
+        if row["day"] == day and row["day_open"] is not None:
+            day_open = row["day_open"]
+        else:
+            day_open = row["last_equity"] if row["day"] is not None and row["last_equity"] is not None else equity
+        peak = max(row["peak"] if row["peak"] is not None else max(equity, day_open), equity)
+        db.execute("UPDATE kill_switch SET day=?, day_open=?, peak=?, last_equity=?", (day, day_open, peak, equity))
+        db.execute("COMMIT")
         breach = limit_breach(equity, day_open, peak, limits)
         if breach and self.state != TradingState.HALTED:
             self.set(TradingState.HALTED, breach, "limit", ts)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
+import traceback
 import sys
 import threading
 import time
@@ -31,7 +33,7 @@ from loguru import logger
 
 from agent.alerts import AlertQueue, build_alerts, halt_alert, stall_alert
 from agent.b3calendar import default_calendar
-from agent.cli import add_run_flags, exit_code, start
+from agent.cli import EXIT_CONFIG, add_run_flags, exit_code, start
 from agent.config import LAYER_NAMES, load_settings
 from agent.deps import CascadeDeps
 from agent.errors import ConfigError, ProviderError
@@ -42,10 +44,16 @@ from agent.log import perf_log
 from agent.metrics import COUNTERS
 from agent.prometheus import serve_metrics
 from agent.sink import B3_TZ
+from agent.trace import print_error
 from agent.trader import PaperTrader
 
 TOOL_STAGES = ("market_data", "indicators", "risk_snapshot")
 LLM_OUTAGES = ("connection", "timeout", "model_missing")
+
+
+def describe(exc: BaseException) -> str:
+    """The exception with its traceback, as text, so the log's secret masking covers it too."""
+    return "".join(traceback.format_exception(exc)).rstrip()
 
 
 def failure_kind(record: dict[str, Any]) -> str | None:
@@ -145,8 +153,9 @@ class TradingLoop:
         self.deps, self.trader, self.alerts = deps, trader, alerts
         self.settings = deps.settings
         self.stop = stop or threading.Event()
+        self.stop_reason: str | None = None  # the signal that set ``stop``, logged by the loop
         self.wait = wait or self.stop.wait  # returns True when stopped while waiting
-        deps.guard = trader.guard
+        deps.guard, deps.origin = trader.guard, "loop"
         self.graph = build_graph(deps)
         self.scheduler = (LayerMajorScheduler(deps, stop=self.stop)
                           if self.settings.loop.scheduling == "layer_major" else None)
@@ -154,6 +163,7 @@ class TradingLoop:
         self.cycle = 0
         self._last_state = trader.switch.state
         self._pruned_on = None
+        self._last_bar: dict[str, Any] = {}  # ticker -> date of the last real bar seen (staleness)
         for layer in LAYER_NAMES:  # the funnel is visible from the first scrape, zeros included
             for outcome in ("pass", "discard"):
                 COUNTERS.inc("layer_results_total", 0, layer=layer, outcome=outcome)
@@ -173,7 +183,10 @@ class TradingLoop:
         self._notice_state_change()
         self._prune_logs()
         closes: dict[str, float] = {}
-        to_decide = [t for t in self.settings.tickers if self._prepare_ticker(t, report, closes)]
+        configured = list(self.settings.tickers)
+        self._manage_unconfigured(configured, report, closes)
+        to_decide = [t for t in configured
+                     if self._prepare_ticker(t, report, closes) and not self._backing_off(t, report)]
         if to_decide and not self.stop.is_set():
             results = self._decide(to_decide, lambda record: self._act(record, report))
             for ticker in to_decide:
@@ -181,7 +194,7 @@ class TradingLoop:
                 if isinstance(outcome, Exception):
                     report.counts["failed"] += 1
                     COUNTERS.inc("ticker_failures_total", ticker=ticker, kind=type(outcome).__name__)
-                    logger.opt(exception=outcome).error("{}: cascade failed: {}", ticker, outcome)
+                    logger.error("{}: cascade failed: {}", ticker, describe(outcome))
                     self.backoff.record(ticker, type(outcome).__name__)
                 elif outcome is not None:
                     report.counts[outcome["decision"]] += 1
@@ -190,6 +203,9 @@ class TradingLoop:
             report.interrupted = True
             logger.warning("cycle {} abandoned: stopping", self.cycle)
         report.portfolio = self.trader.mark(closes, self._today())
+        self._last_state = TradingState(report.portfolio["state"])  # a halt by the limits is alerted once
+        for ticker, day in self._last_bar.items():
+            COUNTERS.set_gauge("last_bar_age_days", (self._today() - day).days, ticker=ticker)
         report.took_s = time.monotonic() - started
         COUNTERS.inc("cycles_total")
         COUNTERS.observe("cycle_duration_seconds", report.took_s)
@@ -210,24 +226,42 @@ class TradingLoop:
         if order:
             report.orders.append(order)
 
-    def _prepare_ticker(self, ticker: str, report: CycleReport, closes: dict[str, float]) -> bool:
-        """Fills and exits on the latest bars; True when the ticker goes through the cascade this cycle."""
+    def _backing_off(self, ticker: str, report: CycleReport) -> bool:
         skip = self.backoff.should_skip(ticker)
         if skip:
             report.counts["skipped"] += 1
             COUNTERS.inc("ticker_backoffs_total", ticker=ticker)
-            logger.warning("{}: skipped this cycle: {}", ticker, skip)
-            return False
+            logger.warning("{}: cascade skipped this cycle: {}", ticker, skip)
+        return bool(skip)
+
+    def _prepare_ticker(self, ticker: str, report: CycleReport, closes: dict[str, float]) -> bool:
+        """Fills and exits on the latest real bars; True when the ticker may go through the cascade."""
         s = self.settings
         try:
             bars = self.deps.market.get_bars(ticker, s.market.timeframes.primary, lookback=s.market.lookback_bars)
-            closes[ticker] = float(bars.frame["close"].iloc[-1])
-            COUNTERS.set_gauge("last_bar_age_days", (self._today() - bars.frame.index[-1].date()).days, ticker=ticker)
-            report.trades += self.trader.on_bars(ticker, bars.frame)
         except Exception as exc:  # noqa: BLE001 - the cascade records the data failure; keep going
             COUNTERS.inc("tool_errors_total", stage="execution_bars", kind=type(exc).__name__)
             logger.warning("{}: no bars for fills and exits this cycle: {}", ticker, exc)
+            return self.trader.switch.state != TradingState.HALTED
+        if bars.source == "sim" and s.market.source != "sim":
+            # a live source failed and the chain fell back to simulated bars: never trade on them
+            COUNTERS.inc("tool_errors_total", stage="execution_bars", kind="simulated_fallback")
+            logger.warning("{}: only simulated fallback bars this cycle: no fills, exits or decision", ticker)
+            return False
+        closes[ticker] = float(bars.frame["close"].iloc[-1])
+        self._last_bar[ticker] = bars.frame.index[-1].date()
+        report.trades += self.trader.on_bars(ticker, bars.frame)
         return self.trader.switch.state != TradingState.HALTED
+
+    def _manage_unconfigured(self, configured: list[str], report: CycleReport, closes: dict[str, float]) -> None:
+        """Positions and orders in tickers no longer in B3_TICKERS: cancel the orders, keep managing the stops."""
+        ts = self.deps.clock().astimezone(B3_TZ).isoformat(timespec="seconds")
+        for order in self.trader.broker.orders("pending"):
+            if order["ticker"] not in configured:
+                self.trader.broker.cancel_pending(f"{order['ticker']} is no longer in B3_TICKERS", ts, order["ticker"])
+        for ticker in self.trader.broker.positions():
+            if ticker not in configured:
+                self._prepare_ticker(ticker, report, closes)
 
     def _notice_state_change(self) -> None:
         """A halt or resume set from another shell: log it, and alert on a halt."""
@@ -284,7 +318,14 @@ class TradingLoop:
                 if self.wait(closed_for):
                     break
                 continue
-            report = self.run_cycle()
+            if watchdog:
+                watchdog.expect_within(stall_after)  # a first cycle that hangs is a stall too
+            try:
+                report = self.run_cycle()
+            except Exception as exc:  # noqa: BLE001 - e.g. a locked database or a full disk: retry next cycle
+                COUNTERS.inc("cycle_errors_total", kind=type(exc).__name__)
+                logger.error("cycle {} failed: {}", self.cycle, describe(exc))
+                report = CycleReport(self.cycle, took_s=0.0)
             if cycles and self.cycle >= cycles:
                 break
             if report.took_s > interval:
@@ -296,6 +337,8 @@ class TradingLoop:
                 watchdog.expect_within(pause + stall_after)
             if self.wait(pause):
                 break
+        if self.stop_reason:
+            logger.warning("received {}: stopped before the next ticker", self.stop_reason)
         logger.info("stopped after {} cycle(s)", self.cycle)
         return self.cycle
 
@@ -308,6 +351,10 @@ def control(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
     except ConfigError as exc:
         return exit_code(exc)
+    if not settings.database_path.is_file():
+        print_error(ConfigError(f"no agent database at {settings.database_path.resolve()}: run this from the project "
+                                "directory, or set DATABASE_PATH to the database the agent uses"))
+        return EXIT_CONFIG
     switch = KillSwitch(settings.database_path)
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if args.halt is not None:
@@ -353,10 +400,10 @@ def main(argv: list[str] | None = None) -> int:
         trader.resubmit_unqueued(deps.sink)
     loop = TradingLoop(deps, trader, alerts=alerts)
 
-    def request_stop(signum, _frame):
+    def request_stop(signum, _frame):  # no logging here: loguru is not re-entrant
         if loop.stop.is_set():
-            raise KeyboardInterrupt  # a second signal: do not wait for the ticker in flight
-        logger.warning("received {}: finishing the ticker in flight, then exiting", signal.Signals(signum).name)
+            raise KeyboardInterrupt  # a second signal: do not wait for the call in flight
+        loop.stop_reason = signal.Signals(signum).name
         loop.stop.set()
 
     signal.signal(signal.SIGINT, request_stop)
@@ -372,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         loop.run(args.cycles, watchdog)
     except KeyboardInterrupt:
         logger.warning("interrupted again: exiting now (records and trades are flushed line by line)")
+        alerts.close(timeout=1.0)
+        os._exit(130)  # do not wait for an LLM call still running in a worker thread
     finally:
         watchdog.stop()
         alerts.close()

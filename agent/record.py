@@ -69,3 +69,5 @@ class DecisionRecord(BaseModel):
     config_version: str
     prompt_version: str
     as_of: str | None
+    # who decided: only the loop's BUYs become paper orders (a one-shot trace or Studio never trades)
+    origin: Literal["loop", "one_shot", "studio", "backtest"] = "one_shot"

@@ -1,7 +1,8 @@
 """Paper trading around the cascade: decisions become orders, bars move the ledger, limits halt it.
 
 One object shared by the live loop and the backtester, so both trade by the same rules:
-- ``guard(ticker)``: why a new BUY must not happen now (kill switch, open positions, pending order);
+- ``guard(ticker, decision_id)``: why a new BUY must not happen now (kill switch, open positions,
+  pending order, a decision already acted on);
   the graph's ``decide`` node turns a blocked BUY into HOLD with that reason;
 - ``on_bars(ticker, frame)``: fill pending orders at the next open, check stops and targets;
 - ``on_decision(record)``: a BUY record becomes a pending order (once per decision id);
@@ -44,11 +45,13 @@ class PaperTrader:
 
     # ------------------------------------------------------------------ before a decision
 
-    def guard(self, ticker: str) -> str | None:
-        """Why a new BUY of ``ticker`` must not happen now, or None."""
+    def guard(self, ticker: str, decision_id: str | None = None) -> str | None:
+        """Why a new BUY of ``ticker`` (decision ``decision_id``) must not happen now, or None."""
         state = self.switch.state
         if state != TradingState.RUNNING:
             return f"kill switch is {state.value}: no new buys"
+        if decision_id and (done := self.broker.order_status(decision_id)):
+            return f"this bar's decision was already acted on (order {done})"
         positions, pending = self.broker.positions(), self.broker.orders("pending")
         if any(o["ticker"] == ticker for o in pending):
             return f"an order for {ticker} is already pending"
@@ -79,7 +82,7 @@ class PaperTrader:
         """A BUY record becomes a pending order, unless the guard now forbids it. None when nothing queued."""
         if record.get("decision") != "BUY":
             return None
-        blocked = self.guard(record["ticker"])
+        blocked = self.guard(record["ticker"], record["decision_id"])
         if blocked:
             logger.warning("{}: BUY {} not queued: {}", record["ticker"], record["decision_id"], blocked)
             return None
@@ -90,7 +93,8 @@ class PaperTrader:
         since = self.clock().astimezone(B3_TZ).date() - timedelta(days=days)
         queued = 0
         for record in sink.records(since=since):
-            if record.get("decision") == "BUY" and not self.broker.has_order(record["decision_id"]):
+            if (record.get("decision") == "BUY" and record.get("origin") == "loop"
+                    and self.broker.order_status(record["decision_id"]) is None):
                 queued += self.on_decision(record) is not None
         if queued:
             logger.warning("restart: queued {} BUY decision(s) recorded before the crash", queued)

@@ -9,4 +9,6 @@ from agent.config import load_settings
 from agent.deps import build_deps
 from agent.graph import build_graph
 
-graph = build_graph(build_deps(load_settings()))
+deps = build_deps(load_settings())
+deps.origin = "studio"
+graph = build_graph(deps)

@@ -86,7 +86,8 @@ def test_metrics_equal_hand_computed_values(tmp_path):
     per = report["per_class"]
     assert (per["positive"]["precision"], per["positive"]["recall"]) == pytest.approx((0.5, 0.5))
     assert (per["negative"]["precision"], per["negative"]["recall"]) == pytest.approx((0.5, 0.5))
-    assert (per["neutral"]["precision"], per["neutral"]["recall"], per["neutral"]["f1"]) == pytest.approx((1, 0.5, 2 / 3))
+    neutral = per["neutral"]
+    assert (neutral["precision"], neutral["recall"], neutral["f1"]) == pytest.approx((1, 0.5, 2 / 3))
     assert report["macro_f1"] == pytest.approx((0.5 + 0.5 + 2 / 3) / 3)
     assert report["confusion"]["columns"] == ["positive", "negative", "neutral", "invalid"]
     assert report["confusion"]["matrix"] == {
@@ -111,11 +112,13 @@ def test_a_fixed_answer_and_an_invalid_answer(tmp_path):
     assert report["macro_f1"] == pytest.approx((0 + 0 + 2 / 3) / 3)
     assert report["majority_baseline"] == {"label": "neutral", "accuracy": 0.5}
     assert report["invalid"]["count"] == 0
+    assert report["mean_score_by_gold"] == {"positive": 0.4, "negative": 0.4, "neutral": 0.4}
 
     garbage = ev.evaluate_sentiment(data, make_deps(tmp_path, factory=FakeFactory({"sentiment": "not json"})))
     assert garbage["accuracy"] == 0 and garbage["macro_f1"] == 0
     assert garbage["invalid"]["rate"] == 1.0 and garbage["invalid"]["by_kind"]["invalid_json"]["count"] == 4
     assert all(row["invalid"] == sum(row.values()) for row in garbage["confusion"]["matrix"].values())
+    assert garbage["mean_score_by_gold"] == {"positive": None, "negative": None, "neutral": None}
 
 
 def test_out_of_range_score_is_invalid_with_its_kind(tmp_path):
@@ -170,6 +173,31 @@ def test_stratified_sample_keeps_label_shares_and_is_seeded(tmp_path):
     assert one != ev.stratified_sample(data.examples, 20, seed=2)
     assert len(ev.stratified_sample(data.examples, 7, seed=0)) == 7
     assert ev.stratified_sample(data.examples, 500, seed=0) == data.examples
+
+
+class InterruptedFactory(KeywordFactory):
+    """Ctrl-C during the third call."""
+
+    def __call__(self, layer, schema):
+        model = super().__call__(layer, schema)
+        original = model._generate
+
+        def generate(*args, **kwargs):
+            if len(model.prompts) == 2:
+                raise KeyboardInterrupt
+            return original(*args, **kwargs)
+
+        object.__setattr__(model, "_generate", generate)
+        return model
+
+
+def test_ctrl_c_keeps_the_partial_report(tmp_path, capsys):
+    path = write_csv(tmp_path / "mixed.csv", ["label", "sentence"], MIXED)
+    start, _ = fake_start(tmp_path, InterruptedFactory())
+    code = ev.main(["sentiment", "--dataset", str(path), "--json", "--warmup", "0"], start_deps=start)
+    report = json.loads(capsys.readouterr().out)
+    assert code == 130 and report["interrupted"] is True
+    assert (report["examples"], report["examples_planned"]) == (2, 6) and report["accuracy"] == pytest.approx(0.5)
 
 
 # ------------------------------------------------------------------ columns

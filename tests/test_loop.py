@@ -181,6 +181,9 @@ def test_a_daily_loss_halts_persists_and_needs_a_person_to_resume(tmp_path, monk
 
 def test_halt_and_status_from_the_command_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "agent.db"))
+    assert main(["--halt", "going on holiday"]) == 2  # no database there: never halt a fresh, unrelated one
+    assert not (tmp_path / "agent.db").exists()
+    KillSwitch(tmp_path / "agent.db")  # the agent has run here
     assert main(["--halt", "going on holiday"]) == 0
     assert main(["--status"]) == 0
     status = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -312,3 +315,95 @@ def test_retention_prunes_old_decision_files(tmp_path):
     loop.run_cycle()
     assert not old.exists() and not old.parent.exists() and kept.exists()
     assert (tmp_path / "logs" / "2025-06" / "30.jsonl").exists()
+
+
+# ---------------------------------------------------------------- regressions found in review
+
+def test_the_first_mark_of_a_session_is_compared_with_the_previous_close(tmp_path):
+    switch = KillSwitch(tmp_path / "k.db")
+    limits = make_settings({("kill_switch", "max_daily_loss"): 0.02}).kill_switch
+    assert switch.mark(100_000, "2025-07-01", limits, "t1") is None
+    # the next session's first mark already carries its 3% loss: it must be measured from 100,000
+    assert "daily loss" in switch.mark(97_000, "2025-07-02", limits, "t2")
+    assert switch.state == TradingState.HALTED
+
+
+def test_leaving_no_new_buys_keeps_the_drawdown_peak(tmp_path):
+    switch = KillSwitch(tmp_path / "k.db")
+    limits = make_settings({("kill_switch", "max_drawdown"): 0.15, ("kill_switch", "max_daily_loss"): 0.5}).kill_switch
+    switch.mark(100_000, "2025-07-01", limits, "t")
+    switch.set(TradingState.NO_NEW_BUYS, "maintenance", "operator", "t")
+    switch.set(TradingState.RUNNING, "done", "operator", "t")
+    assert "drawdown" in switch.mark(84_000, "2025-07-02", limits, "t")
+
+
+def test_simulated_fallback_bars_never_reach_the_ledger(tmp_path):
+    loop, days, _ = setup_loop(tmp_path, tickers=("PETR4",))
+    loop.run_cycle()  # a BUY order is pending
+    loop.settings = loop.settings.model_copy(update={"market": loop.settings.market.model_copy(update={"source": "auto"})})
+    days.advance()
+    report = loop.run_cycle()  # the "live" source answers with sim bars (a fallback)
+    assert report.trades == [] and loop.trader.broker.orders("pending")
+    assert report.counts["BUY"] == report.counts["HOLD"] == 0
+
+
+def test_a_failed_fetch_values_a_position_at_its_last_close_not_its_entry(tmp_path):
+    loop, days, _ = setup_loop(tmp_path, tickers=("PETR4",))
+    loop.run_cycle()
+    days.advance()
+    loop.run_cycle()  # filled; the fill bar's close is known
+    [pos] = loop.trader.broker.positions().values()
+    assert pos["last_close"] is not None
+    assert loop.trader.broker.equity({}) == pytest.approx(loop.trader.broker.cash + pos["qty"] * pos["last_close"])
+
+
+def test_orders_in_a_ticker_removed_from_the_config_are_cancelled_and_its_stops_still_run(tmp_path):
+    loop, days, _ = setup_loop(tmp_path, tickers=("PETR4", "VALE3"))
+    loop.run_cycle()  # two pending orders
+    days.advance()
+    loop.run_cycle()  # both filled
+    loop.trader.broker.submit({"decision_id": "old", "ticker": "ITUB4", "decision": "BUY", "bar_date": str(days.day),
+                               "position": {"shares": 100, "entry": 1.0, "stop": 0.5, "take_profit": 2.0,
+                                            "size_factor": 1.0}}, "t")
+    with loop.trader.broker._db() as db:
+        db.execute("UPDATE positions SET stop = entry * 10 WHERE ticker='VALE3'")
+    loop.settings = loop.settings.model_copy(update={"tickers": ("PETR4",)})
+    days.advance()
+    report = loop.run_cycle()
+    assert [t["action"] for t in report.trades if t["ticker"] == "VALE3"] == ["close_stop"]
+    assert loop.trader.broker.orders("cancelled")[0]["ticker"] == "ITUB4"
+
+
+def test_a_one_shot_buy_is_never_queued_by_the_loop_on_restart(tmp_path):
+    loop, days, _ = setup_loop(tmp_path, tickers=("PETR4",))
+    loop.deps.origin = "one_shot"  # e.g. `make once` wrote this record to the same LOG_DIR
+    from agent.graph import build_graph, run_cascade
+
+    run_cascade(build_graph(loop.deps), "PETR4")
+    assert loop.trader.resubmit_unqueued(loop.deps.sink) == 0
+
+
+def test_a_cancelled_order_turns_later_decisions_on_the_same_bar_into_holds(tmp_path):
+    loop, _, _ = setup_loop(tmp_path, tickers=("PETR4",))
+    loop.run_cycle()
+    loop.trader.broker.cancel_pending("operator", "t")
+    report = loop.run_cycle()  # same bar, same decision id
+    assert report.counts == {"BUY": 0, "HOLD": 1, "failed": 0, "skipped": 0}
+    last = list(loop.deps.sink.records())[-1]
+    assert "already acted on (order cancelled)" in last["reason"]
+
+
+def test_an_error_outside_the_cascade_never_stops_the_loop(tmp_path):
+    loop, _, _ = setup_loop(tmp_path, tickers=("PETR4",))
+    calls = {"n": 0}
+    original = loop.trader.mark
+
+    def flaky_mark(closes, day):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("database is locked")
+        return original(closes, day)
+
+    loop.trader.mark = flaky_mark
+    assert loop.run(cycles=2) == 2
+    assert COUNTERS.get("cycle_errors_total", kind="OSError") == 1 and COUNTERS.get("cycles_total") == 1

@@ -109,7 +109,7 @@ def test_decisions_are_made_one_at_a_time_and_acted_on_in_between(tmp_path):
     seen: list[str] = []
     blocked = set()
 
-    def guard(ticker):
+    def guard(ticker, decision_id):
         return "max open positions" if seen else None  # only the first BUY fits
 
     deps.guard = guard
