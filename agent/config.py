@@ -53,6 +53,18 @@ class OllamaSettings(_Strict):
     keep_alive: str = "10m"
     probe_timeout_s: float = Field(2.0, gt=0, le=60)
     parallel: int = Field(1, ge=1, le=64)  # concurrent requests per host; match the server's OLLAMA_NUM_PARALLEL
+    hosts: tuple[str, ...] = ()  # several hosts: a pool (models pinned from /api/tags, failover); empty: `host`
+    retry_after_s: float = Field(15.0, gt=0, le=3600)  # a failed pool host is probed again after this
+
+    _split_hosts = field_validator("hosts", mode="before")(comma_list)
+
+    @field_validator("hosts")
+    @classmethod
+    def _http_urls(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [h for h in v if not re.match(r"^https?://[^\s/]+", h)]
+        if bad:
+            raise ValueError(f"must be http(s) URLs such as http://192.168.1.50:11434, got {bad}")
+        return tuple(h.rstrip("/") for h in v)
 
     @field_validator("host")
     @classmethod
@@ -346,6 +358,7 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "OLLAMA_HOST": ("ollama", "host"),
     "OLLAMA_TIMEOUT": ("ollama", "timeout_s"),
     "OLLAMA_NUM_PARALLEL": ("ollama", "parallel"),
+    "OLLAMA_HOSTS": ("ollama", "hosts"),
     "OLLAMA_MODEL_SENTIMENT": ("layers", "sentiment", "model"),
     "OLLAMA_MODEL_STANDARD": ("layers", "technical", "model"),
     "OLLAMA_MODEL_REASONING": ("layers", "risk", "model"),

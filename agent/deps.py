@@ -15,6 +15,7 @@ from typing import Callable
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from agent.config import Settings
+from agent.host_pool import HostPool
 from agent.llm_cache import LLMCache
 from agent.market import MarketDataProvider
 from agent.metrics import ModelSwitches
@@ -40,6 +41,7 @@ class CascadeDeps:
     origin: str = "one_shot"  # recorded in every record: loop | one_shot | studio | backtest
     llm_cache: LLMCache | None = None  # replayed LLM answers (backtests)
     model_switches: ModelSwitches = field(default_factory=ModelSwitches)
+    host_pool: HostPool | None = None  # several Ollama hosts (ollama.hosts)
     _models: dict[str, BaseChatModel] = field(default_factory=dict, repr=False)
     _news_batches: dict[tuple[str, int], NewsBatch] = field(default_factory=dict, repr=False)
 
@@ -48,11 +50,13 @@ class CascadeDeps:
         """Where LLM calls go: the Ollama host, or the provider's name (embedded, fake...)."""
         return self.settings.ollama.host if self.provider.name == "ollama" else self.provider.name
 
-    def model(self, layer: str, schema: dict) -> BaseChatModel:
-        """The layer's chat model (built once; the schema of a layer never changes)."""
-        if layer not in self._models:
-            self._models[layer] = self.model_factory(layer, schema)
-        return self._models[layer]
+    def model(self, layer: str, schema: dict, host: str | None = None) -> BaseChatModel:
+        """The layer's chat model, per host in a pool (built once; the schema of a layer never changes)."""
+        key = f"{layer}@{host}" if host else layer
+        if key not in self._models:
+            self._models[key] = (self.model_factory(layer, schema, host=host) if host
+                                 else self.model_factory(layer, schema))
+        return self._models[key]
 
     def news_batch(self, now: datetime) -> NewsBatch | None:
         """The news provider's headlines, fetched once per 5 minutes of ``now`` (shared by all tickers)."""
@@ -93,7 +97,12 @@ def build_deps(
 ) -> CascadeDeps:
     """Wire the real parts from config. ``sink=True`` means the JSONL sink under LOG_DIR."""
     choice = resolve_provider(settings, provider)
+    pool = None
+    if choice.name == "ollama" and settings.ollama.hosts:
+        o = settings.ollama
+        pool = HostPool(list(o.hosts), o.parallel, o.probe_timeout_s, o.retry_after_s, wait_s=o.timeout_s)
     return CascadeDeps(
+        host_pool=pool,
         settings=settings,
         market=make_market_provider(settings, source, data_dir),
         provider=choice,

@@ -241,9 +241,17 @@ def _citable_names(spec: LayerSpec) -> list[str]:
 
 
 def _invoke(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str) -> str:
-    """Call the layer's model, mapping every transport failure to an LLMError."""
-    model = deps.model(spec.name, schema)
-    deps.model_switches.observe(deps.llm_host, deps.provider.models.get(spec.name, spec.name))
+    """Call the layer's model (through the Ollama host pool when there is one)."""
+    if deps.host_pool is None:
+        return _invoke_on(deps, spec, schema, system, user, None)
+    model_name = deps.settings.layers.model_for(spec.name)
+    return deps.host_pool.call(model_name, lambda host: _invoke_on(deps, spec, schema, system, user, host))
+
+
+def _invoke_on(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str, host: str | None) -> str:
+    """One call on one host, mapping every transport failure to an LLMError."""
+    model = deps.model(spec.name, schema, host)
+    deps.model_switches.observe(host or deps.llm_host, deps.provider.models.get(spec.name, spec.name))
     try:
         message = model.invoke([SystemMessage(system), HumanMessage(user)])
     except (httpx.TimeoutException, TimeoutError) as exc:

@@ -18,7 +18,7 @@ from agent.embedded import EMBEDDED_MODEL_NAME, EmbeddedChatModel, embedded_runt
 from agent.errors import ProviderError
 
 # (layer name, JSON schema of its answer) -> a chat model whose answers follow that schema
-ModelFactory = Callable[[str, dict], BaseChatModel]
+ModelFactory = Callable[..., BaseChatModel]  # (layer, schema[, host=url]) -> chat model
 
 
 @dataclass(frozen=True)
@@ -88,15 +88,25 @@ def resolve_provider(settings: Settings, requested: str | None = None) -> Provid
             raise ProviderError(f"LLM_PROVIDER=embedded but {problem}")
         return ProviderChoice("embedded", "requested (LLM_PROVIDER=embedded)", embedded_models)
 
-    host = settings.ollama.host
-    try:
-        missing = missing_models(settings, ollama_pulled_models(host, settings.ollama.probe_timeout_s))
-        problem = None if not missing else (
-            f"model(s) not pulled on {host}: {', '.join(missing)}. Run {pull_hint(missing)}")
-    except ProviderError as exc:
-        problem = f"{exc}. Start it with `ollama serve` (or set OLLAMA_HOST)"
+    hosts = list(settings.ollama.hosts) or [settings.ollama.host]
+    pulled: set[str] = set()
+    answered, down = [], []
+    for host in hosts:
+        try:
+            pulled |= ollama_pulled_models(host, settings.ollama.probe_timeout_s)
+            answered.append(host)
+        except ProviderError as exc:
+            down.append(str(exc))
+    where = hosts[0] if len(hosts) == 1 else f"the Ollama pool ({len(answered)}/{len(hosts)} hosts up)"
+    missing = missing_models(settings, pulled)
+    if not answered:
+        problem = f"{'; '.join(down)}. Start it with `ollama serve` (or set OLLAMA_HOST)"
+    elif missing:
+        problem = f"model(s) not pulled on {where}: {', '.join(missing)}. Run {pull_hint(missing)}"
+    else:
+        problem = None
     if problem is None:
-        return ProviderChoice("ollama", f"Ollama at {host} has every configured model", ollama_models)
+        return ProviderChoice("ollama", f"{where} has every configured model", ollama_models)
     if requested == "ollama":
         raise ProviderError(f"LLM_PROVIDER=ollama but {problem}")
     fallback_problem = embedded_runtime_available()
@@ -109,10 +119,10 @@ def make_model_factory(choice: ProviderChoice, settings: Settings) -> ModelFacto
     """A factory of per-layer chat models for the chosen provider."""
     if choice.name == "ollama":
 
-        def ollama_model(layer: str, schema: dict) -> BaseChatModel:
+        def ollama_model(layer: str, schema: dict, host: str | None = None) -> BaseChatModel:
             return WholeReplyChatOllama(
                 model=settings.layers.model_for(layer),
-                base_url=settings.ollama.host,
+                base_url=host or settings.ollama.host,
                 format=schema,
                 temperature=settings.llm.temperature,
                 num_predict=settings.llm.max_tokens,

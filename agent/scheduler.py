@@ -38,7 +38,8 @@ class LayerMajorScheduler:
         self.checkpointer = InMemorySaver()
         self.graph = build_graph(deps, checkpointer=self.checkpointer)
         embedded = deps.provider.name == "embedded"  # llama.cpp in-process: one call at a time
-        self.workers = 1 if embedded else deps.settings.ollama.parallel
+        hosts = max(1, len(deps.settings.ollama.hosts))
+        self.workers = 1 if embedded else deps.settings.ollama.parallel * hosts
 
     def run(self, tickers: list[str], as_of: str | None = None) -> dict[str, dict[str, Any] | Exception]:
         """Decide every ticker; returns ticker -> record, or the exception that ticker raised."""

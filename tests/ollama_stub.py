@@ -89,11 +89,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
+    allow_reuse_address = True  # a stopped stub can start again on its old port (a host coming back)
+
     def __init__(self, stub: "OllamaStub"):
         self.stub = stub
         self.open_connections: set[socket.socket] = set()
         self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", stub.port), _Handler)
 
     def handle_error(self, request, client_address) -> None:
         """A client that gave up (timeout) or a stub shutting down is expected; stay quiet."""
@@ -235,6 +237,7 @@ class OllamaStub:
         self.piece_delay_s = piece_delay_s
         self.status = status
         self.error_message = error_message
+        self.port = 0  # 0 until the first start picks a free one
         self.requests: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
         self.stopping = threading.Event()
@@ -243,10 +246,10 @@ class OllamaStub:
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the Ollama stub is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        """The stub's address; it stays the same across stop() and start()."""
+        if not self.port:
+            raise RuntimeError("the Ollama stub was never started")
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def chat_models(self) -> list[str]:
@@ -261,6 +264,7 @@ class OllamaStub:
     def start(self) -> "OllamaStub":
         self.stopping.clear()
         self._server = _Server(self)
+        self.port = self._server.server_address[1]  # kept: start() after stop() reuses it
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="ollama-stub", daemon=True)
         self._thread.start()
