@@ -4,7 +4,10 @@
   written directly with pandas/numpy, in bars per second;
 - backtest: ``quant`` mode (the full graph and paper broker, bar by bar) against backtesting.py running
   an SMA cross on the same bars, in bars per second;
-- cascade: each layer's latency with the embedded model, per ticker, and LLM calls per decision.
+- cascade: each layer's latency with the embedded model, per ticker, and LLM calls per decision;
+- scheduling: model loads per cycle of 20 tickers, ticker-major against layer-major, on a local Ollama
+  stub that keeps 3 models in memory and takes time to load one (as Ollama on a CPU host does);
+- hosts: decisions per minute with 1, 2 and 4 stub hosts, and the framework's overhead.
 
 Numbers are single runs on whatever machine runs them; compare ratios, not absolute times.
 """
@@ -153,9 +156,90 @@ def bench_cascade(tickers: list[str], provider: str) -> dict[str, Any]:
             "llm_calls_per_decision": statistics.mean(calls)}
 
 
+# ------------------------------------------------------------------ scheduling and hosts (Ollama stubs)
+
+STUB_TICKERS = ["PETR4", "VALE3", "ITUB4", "BBDC4", "ABEV3", "WEGE3", "BBAS3", "B3SA3", "SUZB3", "GGBR4",
+                "RENT3", "LREN3", "MGLU3", "RADL3", "CSNA3", "USIM5", "CYRE3", "MRVE3", "VIVT3", "UGPA3"]
+LOOSE = {("risk", "min_reward_risk"): 0.0, ("risk", "max_volatility"): 10.0, ("risk", "max_drawdown"): 1.0,
+         ("risk", "capital"): 1e9, ("kill_switch", "max_open_positions"): 1000}
+
+
+def _stub_settings(hosts: list[str], parallel: int = 1):
+    return load_settings(None, env_file=None, environ={}, overrides={
+        **LOOSE, ("llm", "provider"): "ollama", ("ollama", "host"): hosts[0],
+        ("ollama", "hosts"): hosts if len(hosts) > 1 else None, ("ollama", "parallel"): parallel,
+        ("market", "source"): "sim", ("llm", "retries"): 0})
+
+
+def _passing_stub(**kw):
+    from tests.conftest import PASS  # the answers that pass every layer, so all five layers run
+    from tests.ollama_stub import OllamaStub
+
+    settings = load_settings(None, env_file=None, environ={})
+    content = {settings.layers.model_for(layer): json.dumps(PASS[layer]) for layer in LAYER_NAMES}
+    return OllamaStub(models=list(content), content=content, **kw)
+
+
+def _cycle(settings, tickers: list[str], layer_major: bool) -> tuple[float, list[dict]]:
+    from agent.deps import build_deps
+    from agent.graph import build_graph
+    from agent.scheduler import LayerMajorScheduler, decide_ticker_major
+
+    deps = build_deps(settings, sink=False)
+    started = time.perf_counter()
+    results = (LayerMajorScheduler(deps).run(tickers) if layer_major
+               else decide_ticker_major(build_graph(deps), tickers, None))
+    records = [r for r in results.values() if isinstance(r, dict)]
+    return time.perf_counter() - started, records
+
+
+def bench_scheduling(n: int, load_s: float, infer_s: float) -> dict[str, Any]:
+    """Model loads per cycle on one host that keeps 3 models in memory, ticker-major against layer-major."""
+    out: dict[str, Any] = {"tickers": n, "load_s": load_s, "inference_s": infer_s}
+    for mode in ("ticker_major", "layer_major"):
+        with _passing_stub(max_loaded=3, load_delay_s=load_s, delay_s=infer_s) as stub:
+            wall, records = _cycle(_stub_settings([stub.url]), STUB_TICKERS[:n], mode == "layer_major")
+            llm_ms = sum(lr["latency_ms"] for r in records for lr in r["layers"] if lr["provider"] == "ollama")
+            out[mode] = {"model_loads": stub.loads, "wall_s": wall, "decisions": len(records),
+                         "overhead_share": max(0.0, 1 - llm_ms / 1000 / wall)}
+    out["loads_ratio"] = out["ticker_major"]["model_loads"] / max(out["layer_major"]["model_loads"], 1)
+    return out
+
+
+def bench_hosts(n: int, infer_s: float, counts: tuple[int, ...] = (1, 2, 4)) -> dict[str, Any]:
+    """Decisions per minute with 1, 2 and 4 stub hosts (layer-major, one request at a time per host)."""
+    out: dict[str, Any] = {"tickers": n, "inference_s": infer_s}
+    for k in counts:
+        stubs = [_passing_stub(delay_s=infer_s).start() for _ in range(k)]
+        try:
+            wall, records = _cycle(_stub_settings([s.url for s in stubs]), STUB_TICKERS[:n], True)
+        finally:
+            for stub in stubs:
+                stub.stop()
+        out[f"{k}_hosts"] = {"decisions_per_min": len(records) / wall * 60, "wall_s": wall}
+    base = out[f"{counts[0]}_hosts"]["decisions_per_min"]
+    for k in counts:
+        out[f"{k}_hosts"]["speedup"] = out[f"{k}_hosts"]["decisions_per_min"] / base
+    return out
+
+
 # ------------------------------------------------------------------ output
 
 def print_results(results: dict[str, Any]) -> None:
+    sch = results.get("scheduling")
+    if sch:
+        tm, lm = sch["ticker_major"], sch["layer_major"]
+        print(f"scheduling ({sch['tickers']} tickers, stub host keeping 3 models, {sch['load_s']}s per load): "
+              f"ticker-major {tm['model_loads']} model loads in {tm['wall_s']:.1f}s, layer-major {lm['model_loads']} "
+              f"in {lm['wall_s']:.1f}s -> {sch['loads_ratio']:.1f}x fewer loads, "
+              f"{tm['wall_s'] / lm['wall_s']:.1f}x faster")
+        print(f"  framework overhead (share of a cycle outside the layers' LLM calls): ticker-major "
+              f"{tm['overhead_share']:.0%}, layer-major {lm['overhead_share']:.0%}")
+    hosts = results.get("hosts")
+    if hosts:
+        print(f"hosts ({hosts['tickers']} tickers, {hosts['inference_s']}s per call): " + ", ".join(
+            f"{k.split('_')[0]} host(s) {v['decisions_per_min']:,.0f} decisions/min ({v['speedup']:.1f}x)"
+            for k, v in hosts.items() if k.endswith("_hosts")))
     ind = results.get("indicators")
     if ind:
         print(f"indicators ({ind['bars']} bars): ta-based {ind['ours_bars_per_s']:,.0f} bars/s, "
@@ -181,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="daily CSVs (default ../shared/data/b3/daily)")
     p.add_argument("--tickers", default="PETR4,VALE3,ITUB4", help="tickers for the cascade latency")
     p.add_argument("--provider", default="embedded", choices=["auto", "ollama", "embedded"])
-    p.add_argument("--skip", action="append", default=[], choices=["indicators", "backtest", "cascade"])
+    p.add_argument("--skip", action="append", default=[],
+                   choices=["indicators", "backtest", "cascade", "scheduling", "hosts"])
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = p.parse_args(argv)
     logger.remove()
@@ -195,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         results["indicators"] = bench_indicators(frame, repeats=5)
     if "backtest" not in args.skip:
         results["backtest"] = bench_backtest(args.data_dir, "PETR4", date(2021, 1, 1), date(2025, 12, 31))
+    if "scheduling" not in args.skip:
+        results["scheduling"] = bench_scheduling(20, load_s=0.3, infer_s=0.02)
+    if "hosts" not in args.skip:
+        results["hosts"] = bench_hosts(20, infer_s=0.1)
     if "cascade" not in args.skip:
         results["cascade"] = bench_cascade([t.strip() for t in args.tickers.split(",") if t.strip()], args.provider)
     print_results(results)

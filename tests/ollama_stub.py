@@ -146,9 +146,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_text(404, "404 page not found")
             return
         stub.requests.append(body)
-        if not self._wait(stub.delay_s):
-            return
         model = str(body.get("model", ""))
+        if not self._wait(stub.delay_s + stub.load(model)):
+            return
         if stub.status is not None:
             self._send_json(stub.status, {"error": stub.error_message})
         elif stub.reject_unknown and canonical(model) not in {canonical(m) for m in stub.models}:
@@ -223,13 +223,16 @@ class OllamaStub:
     - ``piece_delay_s``: seconds the model takes per piece of its answer: streamed, one line at
       that pace (a slow model that keeps talking); not streamed, the whole wait before the reply;
     - ``status``: when set (e.g. 500), every chat answers that HTTP status with ``error_message``;
+    - ``max_loaded``/``load_delay_s``: simulate Ollama's model memory: a model not among the last
+      ``max_loaded`` used takes ``load_delay_s`` to load first (``loads`` counts them);
     - ``requests``: every ``/api/chat`` request body received, in order; ``calls``: (method, path).
     """
 
     def __init__(self, models: Iterable[str] = DEFAULT_MODELS, content: Content | None = None, *,
                  reject_unknown: bool = True, delay_s: float = 0.0, piece_delay_s: float = 0.0,
                  status: int | None = None,
-                 error_message: str = "llama runner process has terminated: exit status 2"):
+                 error_message: str = "llama runner process has terminated: exit status 2",
+                 max_loaded: int | None = None, load_delay_s: float = 0.0):
         self.models = list(models)
         self.content: Content = {} if content is None else content
         self.reject_unknown = reject_unknown
@@ -238,6 +241,10 @@ class OllamaStub:
         self.status = status
         self.error_message = error_message
         self.port = 0  # 0 until the first start picks a free one
+        self.max_loaded, self.load_delay_s = max_loaded, load_delay_s
+        self.loaded: list[str] = []  # models in memory, least recently used first
+        self.loads = 0
+        self._load_lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
         self.stopping = threading.Event()
@@ -255,6 +262,24 @@ class OllamaStub:
     def chat_models(self) -> list[str]:
         """The ``model`` of each chat request, in the order received."""
         return [body.get("model") for body in self.requests]
+
+    def load(self, model: str) -> float:
+        """Seconds this request waits to load ``model``, as Ollama does when it is not in memory.
+
+        At most ``max_loaded`` models stay loaded (Ollama's default on a CPU host is 3); loading
+        another evicts the least recently used one. Counted in ``loads``."""
+        if self.max_loaded is None:
+            return 0.0
+        with self._load_lock:
+            name = canonical(model)
+            if name in self.loaded:
+                self.loaded.remove(name)
+                self.loaded.append(name)
+                return 0.0
+            self.loaded.append(name)
+            del self.loaded[:-self.max_loaded]
+            self.loads += 1
+            return self.load_delay_s
 
     def answer(self, body: dict[str, Any]) -> str:
         if callable(self.content):
