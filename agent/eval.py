@@ -57,7 +57,7 @@ EVAL_TICKER = "EVAL3"  # no prompt override, no real company: the text alone nam
 EVAL_BAR_DATE = "2025-06-30"
 # A flat tape: no move and a mid RSI, so the price action argues for nothing.
 NEUTRAL_PRICE_ACTION = {"close": 10.0, "change_1d": 0.0, "change_5d": 0.0, "change_20d": 0.0, "rsi": 50.0}
-DEFAULT_MAX_CHARS = 600
+DEFAULT_MAX_CHARS = PROMPT_MAX_CHARS  # what the live agent keeps of a headline
 WARMUP_TEXT = "The company published its quarterly report on schedule."
 
 
