@@ -217,8 +217,11 @@ class PaperBroker:
             db.execute("UPDATE account SET cash = cash - ?", (qty * price + fees,))
             db.execute("UPDATE orders SET status='filled', updated_at=? WHERE decision_id=?", (ts, order["decision_id"]))
             if held:
+                # an add keeps the tighter of the two stops: adding never loosens a stop
                 db.execute("UPDATE positions SET entry = (entry*qty + ?*?)/(qty + ?), qty = qty + ?, "
-                           "open_fees = open_fees + ? WHERE ticker=?", (price, qty, qty, qty, fees, order["ticker"]))
+                           "open_fees = open_fees + ?, stop = MAX(COALESCE(stop, ?), COALESCE(?, stop)) "
+                           "WHERE ticker=?", (price, qty, qty, qty, fees, order["stop"], order["stop"],
+                                              order["ticker"]))
             else:
                 db.execute("INSERT INTO positions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                            (order["ticker"], qty, price, fees, order["stop"], order["take_profit"],

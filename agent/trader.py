@@ -28,9 +28,12 @@ from agent.sink import B3_TZ, DecisionSink
 class PaperTrader:
     def __init__(self, broker: PaperBroker, switch: KillSwitch, limits: KillSwitchSettings,
                  alerts: AlertQueue | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 max_position_value: float | None = None, lot_size: int = 100):
         self.broker, self.switch, self.limits = broker, switch, limits
         self.alerts, self.clock = alerts, clock
+        self.max_position_value = max_position_value  # MAX_POSITION_SIZE x CAPITAL: a cap adds must respect
+        self.lot_size = lot_size
 
     @classmethod
     def from_settings(cls, settings: Settings, alerts: AlertQueue | None = None, **kw: Any) -> "PaperTrader":
@@ -38,7 +41,9 @@ class PaperTrader:
         b = settings.broker
         broker = PaperBroker(settings.database_path, settings.logging.dir / "trades.jsonl", settings.risk.capital,
                              Costs(b.slippage_bps, b.fee_bps, b.commission), b.allow_pyramiding)
-        return cls(broker, KillSwitch(settings.database_path), settings.kill_switch, alerts, **kw)
+        return cls(broker, KillSwitch(settings.database_path), settings.kill_switch, alerts,
+                   max_position_value=settings.risk.capital * settings.risk.max_position_size,
+                   lot_size=settings.risk.lot_size, **kw)
 
     def _ts(self) -> str:
         return self.clock().astimezone(B3_TZ).isoformat(timespec="seconds")
@@ -57,6 +62,10 @@ class PaperTrader:
             return f"an order for {ticker} is already pending"
         if ticker in positions and not self.broker.allow_pyramiding:
             return f"a position in {ticker} is already open (pyramiding off)"
+        if ticker in positions:
+            pos = positions[ticker]
+            if self._room(pos) < self.lot_size * (pos["last_close"] or pos["entry"]):
+                return f"the {ticker} position is already at the MAX_POSITION_SIZE cap (no room for one more lot)"
         if len(positions) + len(pending) >= self.limits.max_open_positions:
             return (f"max open positions reached ({len(positions)} open + {len(pending)} pending, "
                     f"limit {self.limits.max_open_positions})")
@@ -86,7 +95,21 @@ class PaperTrader:
         if blocked:
             logger.warning("{}: BUY {} not queued: {}", record["ticker"], record["decision_id"], blocked)
             return None
+        held = self.broker.positions().get(record["ticker"])
+        if held and self.max_position_value is not None:  # pyramiding: the add only fills the room left
+            price, lot = record["position"]["entry"], self.lot_size
+            room_shares = int(self._room(held) // price // lot * lot)
+            if room_shares < record["position"]["shares"]:
+                record = {**record, "position": {**record["position"], "shares": room_shares}}
+                logger.info("{}: add shrunk to {} shares to stay within MAX_POSITION_SIZE", record["ticker"],
+                            room_shares)
         return self.broker.submit(record, self._ts())
+
+    def _room(self, position: dict[str, Any]) -> float:
+        """BRL a pyramiding add may still put into a held position under the size cap."""
+        if self.max_position_value is None:
+            return float("inf")
+        return self.max_position_value - position["qty"] * (position["last_close"] or position["entry"])
 
     def resubmit_unqueued(self, sink: DecisionSink, days: int = 7) -> int:
         """After a crash between a BUY record and its order: queue recent BUYs the ledger never saw."""
