@@ -7,6 +7,7 @@ record it touches. The weights are found through ``importlib.util.find_spec`` an
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import threading
 from pathlib import Path
@@ -54,6 +55,14 @@ def embedded_runtime_available() -> str | None:
     return None
 
 
+def _close_all() -> None:
+    """Free the models before the interpreter tears down the modules llama.cpp's destructor needs."""
+    with _LOCK:
+        for llama in _LOADED.values():
+            llama.close()
+        _LOADED.clear()
+
+
 def load_llama(model_path: Path, n_ctx: int, n_threads: int, seed: int) -> Any:
     """Load (once per process) and return the llama.cpp model."""
     key = (str(model_path), n_ctx, n_threads, seed)
@@ -61,6 +70,8 @@ def load_llama(model_path: Path, n_ctx: int, n_threads: int, seed: int) -> Any:
         if key not in _LOADED:
             from llama_cpp import Llama
 
+            if not _LOADED:
+                atexit.register(_close_all)
             _LOADED[key] = Llama(
                 model_path=str(model_path),
                 n_ctx=n_ctx,
