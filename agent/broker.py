@@ -19,7 +19,6 @@ never enlarges them.
 from __future__ import annotations
 
 import math
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,9 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 from loguru import logger
+from pydantic import SecretStr
 
+from agent.db import Database, next_seq, open_database
 from agent.sink import append_jsonl, read_jsonl
 
 SCHEMA = """
@@ -35,7 +36,7 @@ CREATE TABLE IF NOT EXISTS account (id INTEGER PRIMARY KEY CHECK (id = 1), initi
 CREATE TABLE IF NOT EXISTS orders (
     decision_id TEXT PRIMARY KEY, ticker TEXT NOT NULL, bar_date TEXT NOT NULL, qty INTEGER NOT NULL,
     stop REAL, take_profit REAL NOT NULL, status TEXT NOT NULL, reason TEXT, created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL);
+    updated_at TEXT NOT NULL, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS positions (
     ticker TEXT PRIMARY KEY, qty INTEGER NOT NULL, entry REAL NOT NULL, open_fees REAL NOT NULL,
     stop REAL, take_profit REAL, decision_id TEXT NOT NULL, entry_bar TEXT NOT NULL, checked_through TEXT,
@@ -43,8 +44,10 @@ CREATE TABLE IF NOT EXISTS positions (
 CREATE TABLE IF NOT EXISTS trades (
     trade_id TEXT PRIMARY KEY, ts TEXT NOT NULL, bar_date TEXT NOT NULL, action TEXT NOT NULL, ticker TEXT NOT NULL,
     qty INTEGER NOT NULL, price REAL NOT NULL, fees REAL NOT NULL, profit REAL, decision_id TEXT NOT NULL,
-    mode TEXT NOT NULL);
+    mode TEXT NOT NULL, seq INTEGER NOT NULL);
 """
+ORDER_COLUMNS = ("decision_id", "ticker", "bar_date", "qty", "stop", "take_profit", "status", "reason", "created_at",
+                 "updated_at")
 TRADE_COLUMNS = ("trade_id", "ts", "bar_date", "action", "ticker", "qty", "price", "fees", "profit", "decision_id",
                  "mode")
 
@@ -77,25 +80,19 @@ def bars_from_frame(frame: pd.DataFrame) -> list[Bar]:
 
 
 class PaperBroker:
-    def __init__(self, db_path: Path, trades_log: Path, capital: float, costs: Costs = Costs(),
+    def __init__(self, db: Path | str | SecretStr, trades_log: Path, capital: float, costs: Costs = Costs(),
                  allow_pyramiding: bool = False):
-        self.db_path, self.trades_log = Path(db_path), Path(trades_log)
+        """``db``: the SQLite file (DATABASE_PATH) or a Postgres URL (DATABASE_URL)."""
+        self.trades_log = Path(trades_log)
         self.costs, self.allow_pyramiding = costs, allow_pyramiding
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
-        with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-            db.execute("INSERT OR IGNORE INTO account VALUES (1, ?, ?)", (capital, capital))
+        self.db = open_database(db)
+        self.db.script(SCHEMA)
+        self.db.execute("INSERT INTO account VALUES (1, ?, ?) ON CONFLICT DO NOTHING", (capital, capital))
         self.reconcile()
 
-    def _db(self) -> sqlite3.Connection:
-        """One autocommit connection per object, opened on first use (transactions are explicit)."""
-        if self._conn is None:
-            self._conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
-            self._conn.row_factory = sqlite3.Row
-        return self._conn
+    def _db(self) -> Database:
+        return self.db
 
     # ------------------------------------------------------------------ state
 
@@ -120,7 +117,8 @@ class PaperBroker:
         if ticker:
             query, args = query + " AND ticker=?", [*args, ticker]
         with self._db() as db:
-            return [dict(r) for r in db.execute(query + " ORDER BY bar_date, rowid", args)]
+            rows = db.execute(query.replace("*", ", ".join(ORDER_COLUMNS), 1) + " ORDER BY bar_date, seq", args)
+            return [dict(r) for r in rows]
 
     def order_status(self, decision_id: str) -> str | None:
         """pending / filled / rejected / cancelled, or None when the decision never became an order."""
@@ -130,7 +128,7 @@ class PaperBroker:
 
     def trades(self) -> list[dict[str, Any]]:
         with self._db() as db:
-            return [dict(r) for r in db.execute("SELECT * FROM trades ORDER BY rowid")]
+            return [dict(r) for r in db.execute(f"SELECT {', '.join(TRADE_COLUMNS)} FROM trades ORDER BY seq")]
 
     def equity(self, marks: dict[str, float]) -> float:
         """Cash plus open positions at ``marks``; a ticker with no mark now is valued at the last close
@@ -149,9 +147,9 @@ class PaperBroker:
         order = {"decision_id": record["decision_id"], "ticker": record["ticker"], "bar_date": record["bar_date"][:10],
                  "qty": qty, "stop": pos.get("stop"), "take_profit": pos["take_profit"], "status": "pending",
                  "reason": None, "created_at": ts, "updated_at": ts}
-        with self._lock, self._db() as db:
-            cur = db.execute("INSERT OR IGNORE INTO orders VALUES (:decision_id,:ticker,:bar_date,:qty,:stop,"
-                             ":take_profit,:status,:reason,:created_at,:updated_at)", order)
+        with self._lock, self.db.write("ledger") as db:
+            cur = db.execute(f"INSERT INTO orders VALUES ({', '.join('?' * (len(ORDER_COLUMNS) + 1))}) "
+                             "ON CONFLICT DO NOTHING", [*(order[c] for c in ORDER_COLUMNS), next_seq(db, "orders")])
         if cur.rowcount == 0:
             return None
         logger.info("{}: order queued: BUY {} at the next open (decision {})", order["ticker"], qty,
@@ -198,13 +196,13 @@ class PaperBroker:
                  "ticker": order["ticker"], "qty": qty, "price": price, "fees": fees, "profit": None,
                  "decision_id": order["decision_id"], "mode": "simulation"}
 
-        def reject(db: sqlite3.Connection, reason: str) -> bool:
+        def reject(db: Database, reason: str) -> bool:
             logger.warning("{}: order {} not filled: {}", order["ticker"], order["decision_id"], reason)
             db.execute("UPDATE orders SET status='rejected', reason=?, updated_at=? WHERE decision_id=?",
                        (reason, ts, order["decision_id"]))
             return False
 
-        def apply(db: sqlite3.Connection) -> bool:
+        def apply(db: Database) -> bool:
             still = db.execute("SELECT status FROM orders WHERE decision_id=?", (order["decision_id"],)).fetchone()
             if still is None or still["status"] != "pending":
                 return False
@@ -219,7 +217,8 @@ class PaperBroker:
             if held:
                 # an add keeps the tighter of the two stops: adding never loosens a stop
                 db.execute("UPDATE positions SET entry = (entry*qty + ?*?)/(qty + ?), qty = qty + ?, "
-                           "open_fees = open_fees + ?, stop = MAX(COALESCE(stop, ?), COALESCE(?, stop)) "
+                           "open_fees = open_fees + ?, "
+                           "stop = CASE WHEN stop IS NULL OR ? > stop THEN COALESCE(?, stop) ELSE stop END "
                            "WHERE ticker=?", (price, qty, qty, qty, fees, order["stop"], order["stop"],
                                               order["ticker"]))
             else:
@@ -259,29 +258,22 @@ class PaperBroker:
                  "ticker": pos["ticker"], "qty": qty, "price": price, "fees": fees, "profit": profit,
                  "decision_id": pos["decision_id"], "mode": "simulation"}
 
-        def apply(db: sqlite3.Connection) -> bool:
+        def apply(db: Database) -> bool:
             db.execute("UPDATE account SET cash = cash + ?", (qty * price - fees,))
             db.execute("DELETE FROM positions WHERE ticker=?", (pos["ticker"],))
             return True
 
         return self._commit(trade, apply)
 
-    def _commit(self, trade: dict[str, Any], apply: Callable[[sqlite3.Connection], bool]) -> dict[str, Any] | None:
+    def _commit(self, trade: dict[str, Any], apply: Callable[[Database], bool]) -> dict[str, Any] | None:
         """One transaction: skip a trade id already in the ledger, apply the change, record the trade;
         then append it to trades.jsonl. None when no trade was made (``apply`` may still record why)."""
-        with self._lock, self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                done_before = db.execute("SELECT 1 FROM trades WHERE trade_id=?", (trade["trade_id"],)).fetchone()
-                if done_before or not apply(db):
-                    db.execute("COMMIT")  # keeps a rejection's status; nothing else was written
-                    return None
-                db.execute(f"INSERT INTO trades VALUES ({','.join('?' * len(TRADE_COLUMNS))})",
-                           [trade[c] for c in TRADE_COLUMNS])
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._lock, self.db.write("ledger") as db:
+            done_before = db.execute("SELECT 1 FROM trades WHERE trade_id=?", (trade["trade_id"],)).fetchone()
+            if done_before or not apply(db):
+                return None  # commits a rejection's status; nothing else was written
+            db.execute(f"INSERT INTO trades VALUES ({', '.join('?' * (len(TRADE_COLUMNS) + 1))})",
+                       [*(trade[c] for c in TRADE_COLUMNS), next_seq(db, "trades")])
         append_jsonl(self.trades_log, trade)
         return trade
 

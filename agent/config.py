@@ -287,6 +287,19 @@ class Settings(_Strict):
     news: NewsSettings = NewsSettings()
     logging: LoggingSettings = LoggingSettings()
     database_path: Path = Path("data/agent.db")
+    database_url: SecretStr | None = None  # postgresql://... moves the ledger, kill switch, LLM cache, checkpoints
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (leave it unset for SQLite at DATABASE_PATH)")
+        return v
+
+    @property
+    def store(self) -> Path | SecretStr:
+        """Where the ledger, the kill switch and the LLM cache live: Postgres when set, else SQLite."""
+        return self.database_url or self.database_path
     metrics: MetricsSettings = MetricsSettings()
     alerts: AlertSettings = AlertSettings()
     loop: LoopSettings = LoopSettings()
@@ -381,6 +394,7 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "LOG_DIR": ("logging", "dir"),
     "LOG_RETENTION_DAYS": ("logging", "retention_days"),
     "DATABASE_PATH": ("database_path",),
+    "DATABASE_URL": ("database_url",),
     "METRICS_ENABLED": ("metrics", "enabled"),
     "PROMETHEUS_BIND": ("metrics", "bind"),
     "PROMETHEUS_PORT": ("metrics", "port"),
@@ -407,9 +421,9 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "TELEGRAM_TOKEN": ("secrets", "telegram_token"),
     "SMTP_PASSWORD": ("secrets", "smtp_password"),
 }
-SECRET_ENV_KEYS = frozenset({"BRAPI_TOKEN", "TELEGRAM_TOKEN", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL"})
+SECRET_ENV_KEYS = frozenset({"BRAPI_TOKEN", "TELEGRAM_TOKEN", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "DATABASE_URL"})
 # Keys .env may hold that belong to other tools (LangGraph Studio, LangSmith); accepted silently.
-FOREIGN_ENV_PREFIXES = ("LANGSMITH_", "LANGCHAIN_", "LANGGRAPH_", "OLLAMA_NUM_", "REDIS_", "DATABASE_URL")
+FOREIGN_ENV_PREFIXES = ("LANGSMITH_", "LANGCHAIN_", "LANGGRAPH_", "OLLAMA_NUM_", "REDIS_")
 
 
 def _set_path(tree: dict, path: tuple[str, ...], value: Any) -> None:
@@ -500,4 +514,4 @@ def load_settings(
 
 
 def _is_secret_loc(loc: tuple) -> bool:
-    return bool(loc) and (loc[0] == "secrets" or (len(loc) > 1 and loc[1] == "slack_webhook_url"))
+    return bool(loc) and (loc[0] in ("secrets", "database_url") or (len(loc) > 1 and loc[1] == "slack_webhook_url"))

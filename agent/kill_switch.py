@@ -11,14 +11,15 @@ A breach of the daily-loss or drawdown limit sets HALTED automatically. Only a p
 
 from __future__ import annotations
 
-import sqlite3
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
+from pydantic import SecretStr
 
 from agent.config import KillSwitchSettings
+from agent.db import Database, next_seq, open_database
 
 
 class TradingState(StrEnum):
@@ -32,7 +33,7 @@ CREATE TABLE IF NOT EXISTS kill_switch (
     id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, reason TEXT NOT NULL, changed_at TEXT NOT NULL,
     changed_by TEXT NOT NULL, day TEXT, day_open REAL, peak REAL, last_equity REAL);
 CREATE TABLE IF NOT EXISTS kill_switch_log (
-    ts TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, changed_by TEXT NOT NULL);
+    ts TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, changed_by TEXT NOT NULL, seq INTEGER NOT NULL);
 """
 
 
@@ -48,22 +49,16 @@ def limit_breach(equity: float, day_open: float, peak: float, limits: KillSwitch
 
 
 class KillSwitch:
-    def __init__(self, db_path: Path):
-        self.db_path = Path(db_path)
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn: sqlite3.Connection | None = None
+    def __init__(self, db: Path | str | SecretStr):
+        """``db``: the SQLite file (DATABASE_PATH) or a Postgres URL (DATABASE_URL), shared with the ledger."""
+        self.db = open_database(db)
         with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-            db.execute("INSERT OR IGNORE INTO kill_switch (id, state, reason, changed_at, changed_by) "
-                       "VALUES (1, 'RUNNING', 'initial state', '', 'system')")
+            db.script(SCHEMA)
+            db.execute("INSERT INTO kill_switch (id, state, reason, changed_at, changed_by) "
+                       "VALUES (1, 'RUNNING', 'initial state', '', 'system') ON CONFLICT DO NOTHING")
 
-    def _db(self) -> sqlite3.Connection:
-        """One autocommit connection per object, opened on first use (transactions are explicit)."""
-        if self._conn is None:
-            self._conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
-            self._conn.row_factory = sqlite3.Row
-        return self._conn
+    def _db(self) -> Database:
+        return self.db
 
     def status(self) -> dict[str, Any]:
         with self._db() as db:
@@ -78,18 +73,16 @@ class KillSwitch:
         """Change the state (logged with who and why). Leaving HALTED restarts the loss baselines from
         the current equity (else the old breach would halt again at once). True if it changed."""
         state = TradingState(state)
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        before = db.execute("SELECT state FROM kill_switch").fetchone()["state"]
-        if before == state:
-            db.execute("COMMIT")
-            return False
-        reset = (", day=NULL, day_open=NULL, peak=NULL"
-                 if before == TradingState.HALTED and state != TradingState.HALTED else "")
-        db.execute(f"UPDATE kill_switch SET state=?, reason=?, changed_at=?, changed_by=?{reset}",
-                   (state.value, reason, ts, by))
-        db.execute("INSERT INTO kill_switch_log VALUES (?,?,?,?)", (ts, state.value, reason, by))
-        db.execute("COMMIT")
+        with self.db.write("ledger") as db:
+            before = db.execute("SELECT state FROM kill_switch").fetchone()["state"]
+            if before == state:
+                return False
+            reset = (", day=NULL, day_open=NULL, peak=NULL"
+                     if before == TradingState.HALTED and state != TradingState.HALTED else "")
+            db.execute(f"UPDATE kill_switch SET state=?, reason=?, changed_at=?, changed_by=?{reset}",
+                       (state.value, reason, ts, by))
+            db.execute("INSERT INTO kill_switch_log VALUES (?,?,?,?,?)",
+                       (ts, state.value, reason, by, next_seq(db, "kill_switch_log")))
         logger.warning("kill switch: {} -> {} by {}: {}", before, state.value, by, reason)
         return True
 
@@ -99,16 +92,15 @@ class KillSwitch:
         The day's opening equity is the last equity marked on an earlier day, so the first mark of a
         session (which already carries that session's move) is compared with the close before it.
         """
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        row = db.execute("SELECT day, day_open, peak, last_equity FROM kill_switch").fetchone()
-        if row["day"] == day and row["day_open"] is not None:
-            day_open = row["day_open"]
-        else:
-            day_open = row["last_equity"] if row["day"] is not None and row["last_equity"] is not None else equity
-        peak = max(row["peak"] if row["peak"] is not None else max(equity, day_open), equity)
-        db.execute("UPDATE kill_switch SET day=?, day_open=?, peak=?, last_equity=?", (day, day_open, peak, equity))
-        db.execute("COMMIT")
+        with self.db.write("ledger") as db:
+            row = db.execute("SELECT day, day_open, peak, last_equity FROM kill_switch").fetchone()
+            if row["day"] == day and row["day_open"] is not None:
+                day_open = row["day_open"]
+            else:
+                day_open = row["last_equity"] if row["day"] is not None and row["last_equity"] is not None else equity
+            peak = max(row["peak"] if row["peak"] is not None else max(equity, day_open), equity)
+            db.execute("UPDATE kill_switch SET day=?, day_open=?, peak=?, last_equity=?",
+                       (day, day_open, peak, equity))
         breach = limit_breach(equity, day_open, peak, limits)
         if breach and self.state != TradingState.HALTED:
             self.set(TradingState.HALTED, breach, "limit", ts)
@@ -116,4 +108,4 @@ class KillSwitch:
 
     def history(self) -> list[dict[str, Any]]:
         with self._db() as db:
-            return [dict(r) for r in db.execute("SELECT * FROM kill_switch_log ORDER BY rowid")]
+            return [dict(r) for r in db.execute("SELECT ts, state, reason, changed_by FROM kill_switch_log ORDER BY seq")]

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pydantic import SecretStr
+
+from agent.db import open_database
 from agent.metrics import COUNTERS
 
 SCHEMA = """
@@ -34,13 +36,11 @@ def cache_key(*, provider: str, model: str, layer: str, prompt_version: str, sys
 
 
 class LLMCache:
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, target: Path | str | SecretStr):
+        """``target``: the SQLite file (backtest.cache_path) or a Postgres URL (DATABASE_URL)."""
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        self._db = open_database(target)
+        self._db.script(SCHEMA)
         self.hits = self.misses = 0
 
     def get(self, key: str, layer: str) -> str | None:
@@ -51,11 +51,12 @@ class LLMCache:
             else:
                 self.hits += 1
         COUNTERS.inc("llm_cache_total", layer=layer, result="hit" if row else "miss")
-        return row[0] if row else None
+        return row["text"] if row else None
 
     def put(self, key: str, text: str, *, provider: str, model: str, layer: str, prompt_version: str) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO llm_cache VALUES (?,?,?,?,?,?,?)",
+            self._db.execute("INSERT INTO llm_cache VALUES (?,?,?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET "
+                             "text = excluded.text, created_at = excluded.created_at",
                              (key, provider, model, layer, prompt_version, text,
                               datetime.now(timezone.utc).isoformat(timespec="seconds")))
 

@@ -351,11 +351,11 @@ def control(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
     except ConfigError as exc:
         return exit_code(exc)
-    if not settings.database_path.is_file():
+    if settings.database_url is None and not settings.database_path.is_file():
         print_error(ConfigError(f"no agent database at {settings.database_path.resolve()}: run this from the project "
                                 "directory, or set DATABASE_PATH to the database the agent uses"))
         return EXIT_CONFIG
-    switch = KillSwitch(settings.database_path)
+    switch = KillSwitch(settings.store)
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if args.halt is not None:
         switch.set(TradingState.HALTED, args.halt or "halted by the operator", "operator", now)

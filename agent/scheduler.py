@@ -29,13 +29,29 @@ from agent.metrics import COUNTERS
 DECIDE = "decide"
 
 
+def make_checkpointer(settings):
+    """Where paused tickers wait between stages: Postgres with DATABASE_URL (langgraph-checkpoint-postgres),
+    else memory (the pauses last one cycle)."""
+    if settings.database_url is None:
+        return InMemorySaver()
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+
+    conn = psycopg.connect(settings.database_url.get_secret_value(), autocommit=True, prepare_threshold=0,
+                           row_factory=dict_row)
+    saver = PostgresSaver(conn)
+    saver.setup()
+    return saver
+
+
 class LayerMajorScheduler:
     def __init__(self, deps: CascadeDeps, on_record: Callable[[dict[str, Any]], None] | None = None,
                  stop: threading.Event | None = None):
         self.deps = deps
         self.on_record = on_record
         self.stop = stop or threading.Event()  # set: no further stage or decision starts (the cycle is abandoned)
-        self.checkpointer = InMemorySaver()
+        self.checkpointer = make_checkpointer(deps.settings)
         self.graph = build_graph(deps, checkpointer=self.checkpointer)
         embedded = deps.provider.name == "embedded"  # llama.cpp in-process: one call at a time
         hosts = max(1, len(deps.settings.ollama.hosts))

@@ -37,11 +37,11 @@ class PaperTrader:
 
     @classmethod
     def from_settings(cls, settings: Settings, alerts: AlertQueue | None = None, **kw: Any) -> "PaperTrader":
-        """The ledger and kill switch in DATABASE_PATH, the trade log in LOG_DIR/trades.jsonl."""
+        """The ledger and kill switch in DATABASE_URL or DATABASE_PATH, the trade log in LOG_DIR/trades.jsonl."""
         b = settings.broker
-        broker = PaperBroker(settings.database_path, settings.logging.dir / "trades.jsonl", settings.risk.capital,
+        broker = PaperBroker(settings.store, settings.logging.dir / "trades.jsonl", settings.risk.capital,
                              Costs(b.slippage_bps, b.fee_bps, b.commission), b.allow_pyramiding)
-        return cls(broker, KillSwitch(settings.database_path), settings.kill_switch, alerts,
+        return cls(broker, KillSwitch(settings.store), settings.kill_switch, alerts,
                    max_position_value=settings.risk.capital * settings.risk.max_position_size,
                    lot_size=settings.risk.lot_size, **kw)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -137,3 +139,55 @@ def require_shared_data() -> Path:
     if not DAILY_DIR.is_dir():
         pytest.skip(f"reference data not found at {DAILY_DIR}")
     return DAILY_DIR
+
+
+# ---------------------------------------------------------------- the two stores: SQLite and Postgres
+
+PG_TEST_URL = os.environ.get("B3_TEST_DATABASE_URL")
+
+
+class Stores:
+    """Fresh stores for one test: a SQLite file, or a new Postgres schema on B3_TEST_DATABASE_URL."""
+
+    def __init__(self, kind: str, tmp_path: Path):
+        self.kind, self.tmp_path, self.schemas = kind, tmp_path, []
+        self._made: dict[str, Path | str] = {}
+
+    def new(self, name: str = "ledger") -> Path | str:
+        """The store called ``name`` (the same one when asked again: a restart reopens it)."""
+        if name not in self._made:
+            self._made[name] = self._create(name)
+        return self._made[name]
+
+    def _create(self, name: str) -> Path | str:
+        if self.kind == "sqlite":
+            return self.tmp_path / f"{name}.db"
+        import psycopg
+
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_TEST_URL, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        self.schemas.append(schema)
+        sep = "&" if "?" in PG_TEST_URL else "?"
+        return f"{PG_TEST_URL}{sep}options=-c%20search_path%3D{schema}"
+
+    def drop(self) -> None:
+        if not self.schemas:
+            return
+        import psycopg
+
+        with psycopg.connect(PG_TEST_URL, autocommit=True) as conn:
+            for schema in self.schemas:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def stores(request, tmp_path):
+    """Runs a test on SQLite and on Postgres. CI provides Postgres (B3_TEST_DATABASE_URL) and must not skip it."""
+    if request.param == "postgres" and not PG_TEST_URL:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs the store tests on Postgres: set B3_TEST_DATABASE_URL (see .ci/run)")
+        pytest.skip("B3_TEST_DATABASE_URL is not set (CI sets it to a local Postgres)")
+    s = Stores(request.param, tmp_path)
+    yield s
+    s.drop()

@@ -86,6 +86,7 @@ def main() -> None:
     p.add_argument("--cycles", type=int, default=4)
     p.add_argument("--kill-at")
     p.add_argument("--continue", dest="resume", action="store_true")
+    p.add_argument("--store", help="postgresql:// URL of the ledger (default: SQLite under WORKDIR/data)")
     args = p.parse_args()
     if args.kill_at:
         point, n = args.kill_at.split(":")
@@ -94,7 +95,7 @@ def main() -> None:
     work = args.workdir
     settings = make_settings({**LOOSE_RISK, ("tickers",): list(TICKERS), ("logging", "dir"): work / "logs",
                               ("database_path",): work / "data" / "agent.db", ("analysis_interval_s",): 60,
-                              ("risk", "capital"): 1_000_000.0})
+                              ("risk", "capital"): 1_000_000.0, ("database_url",): args.store})
     progress = work / "progress"
     first = 0
     days = MarketDays(date.fromisoformat(args.start))

@@ -73,13 +73,13 @@ def test_decisions_on_day_t_fill_at_the_next_days_open(tmp_path):
         assert decided == previous_session  # the very next session, not later
 
 
-def test_a_cascade_rerun_is_served_from_the_cache_with_zero_llm_calls(tmp_path):
+def test_a_cascade_rerun_is_served_from_the_cache_with_zero_llm_calls(tmp_path, stores):
     settings = make_settings(LOOSE_RISK)
     results = []
     for attempt in range(2):
         factory = FakeFactory(PASS)
         deps = make_deps(tmp_path, settings=settings, factory=factory)
-        deps.llm_cache = LLMCache(tmp_path / "cache.db")
+        deps.llm_cache = LLMCache(stores.new("cache"))
         deps.market.today = date(2025, 3, 31)
         run = walk_forward(deps, ["PETR4"], date(2025, 3, 3), date(2025, 3, 31), tmp_path / f"run{attempt}")
         results.append((run, list(factory.calls)))

@@ -24,8 +24,9 @@ def flat(day: str, price: float) -> Bar:
     return Bar(day, price, price, price, price)
 
 
-def make(tmp_path, capital=100_000.0, **kw) -> PaperBroker:
-    return PaperBroker(tmp_path / "ledger.db", tmp_path / "trades.jsonl", capital, COSTS, **kw)
+def make(stores, capital=100_000.0, name="ledger", **kw) -> PaperBroker:
+    """A broker on the store ``name`` (SQLite or Postgres); making it again is a restart."""
+    return PaperBroker(stores.new(name), stores.tmp_path / f"{name}.jsonl", capital, COSTS, **kw)
 
 
 def open_at(broker: PaperBroker, record: dict, price: float, day: str = NEXT) -> dict | None:
@@ -35,8 +36,8 @@ def open_at(broker: PaperBroker, record: dict, price: float, day: str = NEXT) ->
     return next((t for t in trades if t["action"] == "open"), None)
 
 
-def test_buy_fills_at_the_next_bars_open_plus_slippage_with_b3_costs(tmp_path):
-    broker = make(tmp_path)
+def test_buy_fills_at_the_next_bars_open_plus_slippage_with_b3_costs(stores):
+    broker = make(stores)
     assert broker.submit(buy("d1"), "t0")["status"] == "pending"
     assert broker.process_bars("PETR4", [flat(DECIDED, 9.0)], "t1") == []  # the decision's own bar never fills it
     [trade] = broker.process_bars("PETR4", [flat(DECIDED, 9.0), Bar(NEXT, 10.0, 10.2, 9.9, 10.1)], "t2")
@@ -44,41 +45,41 @@ def test_buy_fills_at_the_next_bars_open_plus_slippage_with_b3_costs(tmp_path):
     assert trade["fees"] == pytest.approx(round(100 * 10.01 * 3.25 / 10_000 + 2.0, 2))
     assert broker.cash == pytest.approx(100_000 - 1001.0 - trade["fees"])
     assert broker.orders("filled")[0]["decision_id"] == "d1" and broker.orders("pending") == []
-    logged = list(read_jsonl(tmp_path / "trades.jsonl"))
+    logged = list(read_jsonl(stores.tmp_path / "ledger.jsonl"))
     assert logged == [trade]
     assert set(trade) >= {"action", "ticker", "qty", "price", "fees", "profit", "decision_id", "mode"}
 
 
-def test_the_same_decision_never_fills_twice_even_after_restart(tmp_path):
-    open_at(make(tmp_path), buy("d1"), 10.0)
-    again = make(tmp_path)  # a restart: new process, same ledger
+def test_the_same_decision_never_fills_twice_even_after_restart(stores):
+    open_at(make(stores), buy("d1"), 10.0)
+    again = make(stores)  # a restart: new process, same ledger
     assert again.submit(buy("d1"), "t5") is None
     assert again.process_bars("PETR4", [flat(NEXT, 10.0), flat(LATER, 10.0)], "t6") == []
-    assert len(again.trades()) == 1 and len(list(read_jsonl(tmp_path / "trades.jsonl"))) == 1
+    assert len(again.trades()) == 1 and len(list(read_jsonl(stores.tmp_path / "ledger.jsonl"))) == 1
 
 
-def test_a_buy_while_open_does_not_double_unless_pyramiding(tmp_path):
-    broker = make(tmp_path)
+def test_a_buy_while_open_does_not_double_unless_pyramiding(stores):
+    broker = make(stores)
     open_at(broker, buy("d1"), 10.0)
     assert open_at(broker, buy("d2", bar_date=NEXT), 10.5, day=LATER) is None
     assert broker.positions()["PETR4"]["qty"] == 100
     assert broker.orders("rejected")[0]["reason"].startswith("a position is already open")
-    pyramid = make(tmp_path / "p", allow_pyramiding=True)
+    pyramid = make(stores, name="p", allow_pyramiding=True)
     open_at(pyramid, buy("d1"), 10.0)
     open_at(pyramid, buy("d2", bar_date=NEXT), 10.5, day=LATER)
     assert pyramid.positions()["PETR4"]["qty"] == 200
 
 
-def test_hold_and_unaffordable_buys_do_nothing(tmp_path):
-    broker = make(tmp_path, capital=500.0)
+def test_hold_and_unaffordable_buys_do_nothing(stores):
+    broker = make(stores, capital=500.0)
     assert broker.submit({**buy("d0"), "decision": "HOLD"}, "t") is None
     assert open_at(broker, buy("d1"), 10.0) is None  # 100 shares cost more than 500
     assert broker.cash == 500.0 and broker.trades() == []
     assert "cash is 500.00" in broker.orders("rejected")[0]["reason"]
 
 
-def test_cancelled_orders_never_fill(tmp_path):
-    broker = make(tmp_path)
+def test_cancelled_orders_never_fill(stores):
+    broker = make(stores)
     broker.submit(buy("d1"), "t0")
     assert broker.cancel_pending("kill switch HALTED", "t1") == 1
     assert broker.process_bars("PETR4", [flat(NEXT, 10.0)], "t2") == []
@@ -91,8 +92,8 @@ def test_cancelled_orders_never_fill(tmp_path):
     (Bar(LATER, 11.0, 12.5, 10.9, 12.2), "close_take_profit", 12.0),
     (Bar(LATER, 10.0, 12.5, 8.5, 10.0), "close_stop", 9.0),  # both touched: stop first
 ])
-def test_rule_based_exits(tmp_path, bar, action, raw_price):
-    broker = make(tmp_path)
+def test_rule_based_exits(stores, bar, action, raw_price):
+    broker = make(stores)
     opened = open_at(broker, buy("d1"), 10.0)
     [closed] = broker.process_bars("PETR4", [flat(NEXT, 10.0), bar], "t2")
     assert closed["action"] == action and closed["bar_date"] == LATER
@@ -103,15 +104,15 @@ def test_rule_based_exits(tmp_path, bar, action, raw_price):
     assert broker.process_bars("PETR4", [bar], "t3") == []
 
 
-def test_the_fill_bar_itself_can_stop_the_position_out(tmp_path):
-    broker = make(tmp_path)
+def test_the_fill_bar_itself_can_stop_the_position_out(stores):
+    broker = make(stores)
     broker.submit(buy("d1"), "t0")
     opened, closed = broker.process_bars("PETR4", [Bar(NEXT, 10.0, 10.1, 8.8, 8.9)], "t1")
     assert (opened["action"], closed["action"]) == ("open", "close_stop")
 
 
-def test_no_exit_inside_the_range_and_checked_bars_are_not_rechecked(tmp_path):
-    broker = make(tmp_path)
+def test_no_exit_inside_the_range_and_checked_bars_are_not_rechecked(stores):
+    broker = make(stores)
     open_at(broker, buy("d1"), 10.0)
     assert broker.process_bars("PETR4", [Bar(LATER, 10, 11, 9.5, 10.5)], "t2") == []
     assert broker.positions()["PETR4"]["checked_through"] == LATER
@@ -125,17 +126,17 @@ def test_bars_from_a_validated_frame(tmp_path):
     assert bars_from_frame(frame) == [Bar("2025-07-01", 1.0, 1.5, 0.5, 1.2), Bar("2025-07-02", 2.0, 2.5, 1.5, 2.2)]
 
 
-def test_restart_after_a_crash_between_ledger_and_log_reconciles_without_duplicates(tmp_path):
-    broker = make(tmp_path)
+def test_restart_after_a_crash_between_ledger_and_log_reconciles_without_duplicates(stores):
+    broker = make(stores)
     open_at(broker, buy("d1"), 10.0)
     open_at(broker, buy("d2", ticker="VALE3", stop=45.0, target=60.0), 50.0)
-    log = tmp_path / "trades.jsonl"
+    log = stores.tmp_path / "ledger.jsonl"
     lines = log.read_text().splitlines()
     log.write_text(lines[0] + "\n" + lines[1][:25])  # the process died mid-write of the second line
-    restarted = make(tmp_path)
+    restarted = make(stores)
     trades = [t["trade_id"] for t in read_jsonl(log)]
     assert trades == ["d1:open", "d2:open"]
-    assert make(tmp_path).reconcile() == 0  # idempotent
+    assert make(stores).reconcile() == 0  # idempotent
     assert restarted.positions().keys() == {"PETR4", "VALE3"}
 
 
@@ -145,7 +146,7 @@ def test_restart_after_a_crash_between_ledger_and_log_reconciles_without_duplica
 def test_accounting_identity_and_no_negative_cash(tmp_path_factory, steps):
     """cash + cost of open positions (with their fees) == initial capital + realised profit; cash >= 0."""
     path = tmp_path_factory.mktemp("acct")
-    broker = make(path, capital=50_000.0)
+    broker = PaperBroker(path / "ledger.db", path / "trades.jsonl", 50_000.0, COSTS)
     for i, (ticker, lots, price, move) in enumerate(steps):
         day = f"2025-{1 + i // 28:02d}-{1 + i % 28:02d}"
         broker.submit(buy(f"d{i}", ticker, lots * 100, stop=price * 0.9, target=price * 1.1, bar_date=day), f"t{i}")

@@ -319,8 +319,8 @@ def test_retention_prunes_old_decision_files(tmp_path):
 
 # ---------------------------------------------------------------- regressions found in review
 
-def test_the_first_mark_of_a_session_is_compared_with_the_previous_close(tmp_path):
-    switch = KillSwitch(tmp_path / "k.db")
+def test_the_first_mark_of_a_session_is_compared_with_the_previous_close(stores):
+    switch = KillSwitch(stores.new("k"))
     limits = make_settings({("kill_switch", "max_daily_loss"): 0.02}).kill_switch
     assert switch.mark(100_000, "2025-07-01", limits, "t1") is None
     # the next session's first mark already carries its 3% loss: it must be measured from 100,000
@@ -328,13 +328,14 @@ def test_the_first_mark_of_a_session_is_compared_with_the_previous_close(tmp_pat
     assert switch.state == TradingState.HALTED
 
 
-def test_leaving_no_new_buys_keeps_the_drawdown_peak(tmp_path):
-    switch = KillSwitch(tmp_path / "k.db")
+def test_leaving_no_new_buys_keeps_the_drawdown_peak(stores):
+    switch = KillSwitch(stores.new("k"))
     limits = make_settings({("kill_switch", "max_drawdown"): 0.15, ("kill_switch", "max_daily_loss"): 0.5}).kill_switch
     switch.mark(100_000, "2025-07-01", limits, "t")
     switch.set(TradingState.NO_NEW_BUYS, "maintenance", "operator", "t")
     switch.set(TradingState.RUNNING, "done", "operator", "t")
     assert "drawdown" in switch.mark(84_000, "2025-07-02", limits, "t")
+    assert [h["state"] for h in KillSwitch(stores.new("k")).history()] == ["NO_NEW_BUYS", "RUNNING", "HALTED"]
 
 
 def test_simulated_fallback_bars_never_reach_the_ledger(tmp_path):

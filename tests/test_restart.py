@@ -30,8 +30,14 @@ def harness(work: Path, *args: str, timeout: float = 120) -> subprocess.Complete
                           capture_output=True, text=True, timeout=timeout)
 
 
-def check_invariants(work: Path) -> PaperBroker:
-    broker = PaperBroker(work / "data" / "agent.db", work / "logs" / "trades.jsonl", CAPITAL)
+def store_args(stores) -> list[str]:
+    target = stores.new("ledger")
+    return ["--store", str(target)] if stores.kind == "postgres" else []
+
+
+def check_invariants(work: Path, stores=None) -> PaperBroker:
+    target = stores.new("ledger") if stores is not None and stores.kind == "postgres" else work / "data" / "agent.db"
+    broker = PaperBroker(target, work / "logs" / "trades.jsonl", CAPITAL)
     ledger = broker.trades()
     logged = list(read_jsonl(work / "logs" / "trades.jsonl"))
     # nothing lost, nothing duplicated between the ledger and the trade log
@@ -60,12 +66,12 @@ def uninterrupted(tmp_path_factory) -> list[dict]:
 
 
 @pytest.mark.parametrize("kill_at", ["record:2", "order:4", "ledger:1", "ledger:4", "torn:5"])
-def test_sigkill_then_restart_loses_and_duplicates_nothing(tmp_path, kill_at, uninterrupted):
-    killed = harness(tmp_path, "--cycles", "6", "--kill-at", kill_at)
+def test_sigkill_then_restart_loses_and_duplicates_nothing(tmp_path, kill_at, uninterrupted, stores):
+    killed = harness(tmp_path, "--cycles", "6", "--kill-at", kill_at, *store_args(stores))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    restarted = harness(tmp_path, "--cycles", "6", "--continue")
+    restarted = harness(tmp_path, "--cycles", "6", "--continue", *store_args(stores))
     assert restarted.returncode == 0, restarted.stderr[-2000:]
-    broker = check_invariants(tmp_path)
+    broker = check_invariants(tmp_path, stores)
     # the replay converges on the same trades as a run that never crashed
     key = lambda t: (t["trade_id"], t["bar_date"], t["action"], t["qty"], t["price"])  # noqa: E731
     assert sorted(map(key, broker.trades())) == sorted(map(key, uninterrupted))

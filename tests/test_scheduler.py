@@ -134,3 +134,16 @@ def test_a_stop_request_abandons_the_remaining_stages(tmp_path):
     results = LayerMajorScheduler(deps, stop=stop).run(TICKERS)
     assert results == {} and {layer for layer, _ in log} <= {"sentiment", "technical"}
     assert list(deps.sink.records()) == []
+
+
+def test_paused_tickers_are_checkpointed_in_postgres_with_database_url(tmp_path, stores):
+    from pydantic import SecretStr
+
+    deps, _, _ = scripted(tmp_path)
+    if stores.kind == "postgres":
+        deps.settings = deps.settings.model_copy(update={"database_url": SecretStr(str(stores.new("checkpoints")))})
+    scheduler = LayerMajorScheduler(deps)
+    expected = "PostgresSaver" if stores.kind == "postgres" else "InMemorySaver"
+    assert type(scheduler.checkpointer).__name__ == expected
+    results = scheduler.run(TICKERS)
+    assert [r["decision"] for r in results.values()] == ["BUY"] * len(TICKERS)

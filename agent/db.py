@@ -1,0 +1,115 @@
+"""The one database interface of the paper-broker ledger, the kill switch and the LLM answer cache.
+
+SQLite (a file, WAL mode) by default; Postgres when DATABASE_URL is ``postgresql://...``. The SQL
+the callers write is the common subset of both (``?`` placeholders, ``ON CONFLICT``, no scalar
+``MAX``); the Postgres side only swaps the placeholders. ``write()`` is a transaction that holds
+the database's write lock, as SQLite's ``BEGIN IMMEDIATE`` does (a transaction-scoped advisory
+lock on Postgres), so two processes never interleave a read-check-write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from pydantic import SecretStr
+
+from agent.errors import ConfigError
+
+
+def is_postgres(target: str | Path | SecretStr | None) -> bool:
+    value = target.get_secret_value() if isinstance(target, SecretStr) else str(target or "")
+    return value.startswith(("postgresql://", "postgres://"))
+
+
+class Database:
+    dialect = "sqlite"
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+
+    def execute(self, sql: str, params: tuple | list | dict = ()) -> Any:
+        with self._lock:
+            return self._conn.execute(sql, params)
+
+    def script(self, sql: str) -> None:
+        with self._lock:
+            self._conn.executescript(sql)
+
+    def _begin(self, lock_name: str) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    @contextmanager
+    def write(self, lock_name: str = "ledger") -> Iterator["Database"]:
+        """A transaction holding the write lock: committed on exit, rolled back on an exception."""
+        with self._lock:
+            self._begin(lock_name)
+            try:
+                yield self
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def __enter__(self) -> "Database":  # ``with db as db:`` reads as a scope; statements autocommit
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class PostgresDatabase(Database):
+    dialect = "postgres"
+
+    def __init__(self, url: str):
+        try:
+            import psycopg
+            from psycopg.rows import dict_row
+        except ImportError as exc:  # pragma: no cover - psycopg is a dependency
+            raise ConfigError("DATABASE_URL is postgresql:// but psycopg is not installed (make setup)") from exc
+        self.url = url
+        self._lock = threading.RLock()
+        try:
+            self._conn = psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise ConfigError(f"DATABASE_URL: cannot connect to Postgres: {type(exc).__name__}") from None
+
+    def execute(self, sql: str, params: tuple | list | dict = ()) -> Any:
+        with self._lock:
+            return self._conn.execute(sql.replace("?", "%s"), params)
+
+    def script(self, sql: str) -> None:
+        with self._lock:
+            for statement in (s.strip() for s in sql.split(";")):
+                if statement:
+                    self._conn.execute(statement)
+
+    def _begin(self, lock_name: str) -> None:
+        self._conn.execute("BEGIN")
+        self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(lock_name.encode()),))
+
+
+def next_seq(db: Database, table: str) -> int:
+    """Rows keep their insertion order in ``seq`` (rowid is SQLite's alone); call inside ``db.write()``."""
+    return int(db.execute(f"SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM {table}").fetchone()["n"])
+
+
+def open_database(target: str | Path | SecretStr) -> Database:
+    """SQLite at a path, or Postgres for a ``postgresql://`` URL."""
+    if is_postgres(target):
+        url = target.get_secret_value() if isinstance(target, SecretStr) else str(target)
+        return PostgresDatabase(url)
+    return Database(Path(target))
