@@ -15,7 +15,6 @@ from __future__ import annotations
 import warnings
 from bisect import bisect_left, bisect_right
 from datetime import date, datetime, time, timedelta
-from functools import cache
 from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
@@ -137,7 +136,12 @@ class B3Calendar:
         return len(missing) > grace_sessions
 
 
-@cache
+_DEFAULT: list[B3Calendar] = []
+
+
 def default_calendar() -> B3Calendar:
-    """The shared calendar (2019-11-04 to a year from the first call), built once."""
-    return B3Calendar()
+    """The shared calendar (2019-11-04 to about a year ahead). Rebuilt when today comes within 30 days of its
+    end, so an agent left running for more than a year keeps gating on real sessions."""
+    if not _DEFAULT or _DEFAULT[0].last - date.today() < timedelta(days=30):
+        _DEFAULT[:] = [B3Calendar()]
+    return _DEFAULT[0]

@@ -207,3 +207,15 @@ def test_other_60min_files_end_at_the_computed_close(cal, name):
     for day, times in days.items():
         close = cal.session_close(day)
         assert max(t for t in times if t.minute == 0) == (close - timedelta(hours=1)).time(), day
+
+
+def test_the_shared_calendar_is_rebuilt_before_it_runs_out():
+    from datetime import date, timedelta
+
+    import agent.b3calendar as b3
+
+    short = b3.B3Calendar(end=date.today() + timedelta(days=10))
+    b3._DEFAULT[:] = [short]
+    fresh = b3.default_calendar()
+    assert fresh is not short and fresh.last > date.today() + timedelta(days=300)
+    assert b3.default_calendar() is fresh  # built once, then shared
