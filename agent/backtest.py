@@ -67,6 +67,7 @@ class WalkResult:
     cache_hits: int
     halted: str | None
     seconds: float
+    llm_errors: int = 0  # layer calls that failed (timeouts, invalid answers): HOLDs a rerun may not repeat
     bars: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -84,14 +85,14 @@ def quant_deps(settings: Settings, market, sink: DecisionSink | None) -> Cascade
 
 
 def trading_days(start: date, end: date) -> list[date]:
-    """B3 sessions in the window (weekdays where the calendar does not reach). Never taken from the
-    bars themselves: which bars survive validation may depend on later bars."""
+    """B3 sessions in the window: the exchange calendar where it reaches (2019-11 onwards), weekdays before
+    (a weekday with no bar is skipped later). Never taken from the bars themselves: which bars survive
+    validation may depend on later bars."""
     from agent.b3calendar import default_calendar
 
-    try:
-        return default_calendar().sessions(start, end)
-    except ValueError:
-        return [d.date() for d in pd.bdate_range(start, end)]
+    cal = default_calendar()
+    weekdays = [d.date() for d in pd.bdate_range(start, end)]
+    return sorted({d for d in weekdays if not cal.first <= d <= cal.last} | set(cal.sessions(start, end)))
 
 
 def walk_forward(deps: CascadeDeps, tickers: list[str], start: date, end: date, work_dir: Path) -> WalkResult:
@@ -126,7 +127,7 @@ def walk_forward(deps: CascadeDeps, tickers: list[str], start: date, end: date, 
     closes: dict[str, dict[pd.Timestamp, float]] = {t: {} for t in tickers}
     last_bar: dict[str, pd.Timestamp] = {}
     halted = None
-    tally = {"decisions": 0, "buys": 0, "llm_layers": 0}
+    tally = {"decisions": 0, "buys": 0, "llm_layers": 0, "llm_errors": 0}
 
     def act(record: dict[str, Any]) -> None:
         tally["decisions"] += 1
@@ -134,6 +135,7 @@ def walk_forward(deps: CascadeDeps, tickers: list[str], start: date, end: date, 
         for layer in record["layers"]:
             funnel[layer["layer"]]["pass" if layer["passed"] else "discard"] += 1
             tally["llm_layers"] += layer["provider"] not in ("code", QUANT_PROVIDER)
+            tally["llm_errors"] += bool(layer.get("error"))
         trader.on_decision(record)
 
     layer_major = mode != QUANT_PROVIDER and s.loop.scheduling == "layer_major"
@@ -178,7 +180,7 @@ def walk_forward(deps: CascadeDeps, tickers: list[str], start: date, end: date, 
     return WalkResult(
         mode=mode, equity=pd.Series(equity).sort_index(), open_positions=pd.Series(open_positions).sort_index(),
         trades=broker.trades(), funnel=funnel, decisions=tally["decisions"], buys=tally["buys"],
-        llm_layer_calls=tally["llm_layers"],
+        llm_layer_calls=tally["llm_layers"], llm_errors=tally["llm_errors"],
         llm_calls_made=COUNTERS.get("llm_calls_total") - calls_before,
         cache_hits=(deps.llm_cache.hits - hits_before) if deps.llm_cache else 0,
         closes={t: pd.Series(c, dtype=float).sort_index() for t, c in closes.items()},
@@ -200,7 +202,8 @@ def training_overlap(deps: CascadeDeps, start: date) -> list[str]:
     warnings = []
     for layer, model in sorted(set(deps.provider.models.items()), key=lambda kv: LAYER_NAMES.index(kv[0])):
         name = model.lower()
-        released = next((d for prefix, d in releases.items() if name.startswith(prefix)), None)
+        matches = [prefix for prefix in releases if name.startswith(prefix)]
+        released = releases[max(matches, key=len)] if matches else None
         if released is None:
             warnings.append(f"{layer}: the release date of {model} is unknown (backtest.model_releases): assume its "
                             "training data overlaps the window (look-ahead through the model's memory)")
@@ -262,6 +265,19 @@ def run_backtest(settings: Settings, deps: CascadeDeps, tickers: list[str], star
                               "decisions": quant.decisions, "buys": quant.buys}
     if run.halted:
         warnings.append(f"the kill switch halted trading on {run.halted}; later days made no new trades")
+    first, last = run.equity.index[0].date(), run.equity.index[-1].date()
+    if first > start:
+        warnings.append(f"the first day traded is {first}, after --start {start} (no bars or sessions before it)")
+    for ticker, close in run.closes.items():
+        if close.empty:
+            warnings.append(f"{ticker}: no bars in the window from source {getattr(deps.market, 'name', '?')}")
+    for name, curve in curves.items():
+        if len(curve) and (curve.index[0].date() > first or curve.index[-1].date() < last):
+            warnings.append(f"{name} covers {curve.index[0].date()} to {curve.index[-1].date()}, not the whole "
+                            f"window {first} to {last}: compare it with care")
+    if run.llm_errors:
+        warnings.append(f"{run.llm_errors} LLM layer call(s) failed (timeouts or invalid answers) and became "
+                        "discards; failed calls are not cached, so a rerun may decide differently")
 
     metrics = metrics_of(run.equity, run.trades, run.open_positions)
     metrics.update({
@@ -270,6 +286,7 @@ def run_backtest(settings: Settings, deps: CascadeDeps, tickers: list[str], star
         "llm_calls_made": run.llm_calls_made,
         "cache_hits": run.cache_hits,
         "cache_hit_rate": (round(run.cache_hits / run.llm_layer_calls, 4) if run.llm_layer_calls else None),
+        "llm_errors": run.llm_errors,
         "seconds": round(run.seconds, 2), "ticker_bars": run.bars,
         "bars_per_second": round(run.bars / run.seconds, 1) if run.seconds else None,
     })
@@ -338,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.report or Path(tempfile.mkdtemp(prefix="b3-backtest-"))
     try:
         if deps.sink is None and args.report:
+            shutil.rmtree(work / "decisions", ignore_errors=True)  # a rerun into the same folder starts clean
             deps.sink = DecisionSink(work / "decisions")
         result = run_backtest(settings, deps, tickers, start, end, work, quant_baseline=not args.no_quant_baseline)
     except (DataError, ConfigError) as exc:

@@ -32,18 +32,18 @@ from agent.db import Database, next_seq, open_database
 from agent.sink import append_jsonl, read_jsonl
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS account (id INTEGER PRIMARY KEY CHECK (id = 1), initial REAL NOT NULL, cash REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS account (id INTEGER PRIMARY KEY CHECK (id = 1), initial DOUBLE PRECISION NOT NULL, cash DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (
     decision_id TEXT PRIMARY KEY, ticker TEXT NOT NULL, bar_date TEXT NOT NULL, qty INTEGER NOT NULL,
-    stop REAL, take_profit REAL NOT NULL, status TEXT NOT NULL, reason TEXT, created_at TEXT NOT NULL,
+    stop DOUBLE PRECISION, take_profit DOUBLE PRECISION NOT NULL, status TEXT NOT NULL, reason TEXT, created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS positions (
-    ticker TEXT PRIMARY KEY, qty INTEGER NOT NULL, entry REAL NOT NULL, open_fees REAL NOT NULL,
-    stop REAL, take_profit REAL, decision_id TEXT NOT NULL, entry_bar TEXT NOT NULL, checked_through TEXT,
-    opened_at TEXT NOT NULL, last_close REAL);
+    ticker TEXT PRIMARY KEY, qty INTEGER NOT NULL, entry DOUBLE PRECISION NOT NULL, open_fees DOUBLE PRECISION NOT NULL,
+    stop DOUBLE PRECISION, take_profit DOUBLE PRECISION, decision_id TEXT NOT NULL, entry_bar TEXT NOT NULL, checked_through TEXT,
+    opened_at TEXT NOT NULL, last_close DOUBLE PRECISION);
 CREATE TABLE IF NOT EXISTS trades (
     trade_id TEXT PRIMARY KEY, ts TEXT NOT NULL, bar_date TEXT NOT NULL, action TEXT NOT NULL, ticker TEXT NOT NULL,
-    qty INTEGER NOT NULL, price REAL NOT NULL, fees REAL NOT NULL, profit REAL, decision_id TEXT NOT NULL,
+    qty INTEGER NOT NULL, price DOUBLE PRECISION NOT NULL, fees DOUBLE PRECISION NOT NULL, profit DOUBLE PRECISION, decision_id TEXT NOT NULL,
     mode TEXT NOT NULL, seq INTEGER NOT NULL);
 """
 ORDER_COLUMNS = ("decision_id", "ticker", "bar_date", "qty", "stop", "take_profit", "status", "reason", "created_at",

@@ -52,13 +52,19 @@ class Database:
     def write(self, lock_name: str = "ledger") -> Iterator["Database"]:
         """A transaction holding the write lock: committed on exit, rolled back on an exception."""
         with self._lock:
-            self._begin(lock_name)
             try:
+                self._begin(lock_name)
                 yield self
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise
             self._conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        try:
+            self._conn.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001 - nothing was begun, or the connection is gone: nothing to undo
+            pass
 
     def __enter__(self) -> "Database":  # ``with db as db:`` reads as a scope; statements autocommit
         return self
@@ -75,20 +81,25 @@ class PostgresDatabase(Database):
     dialect = "postgres"
 
     def __init__(self, url: str):
-        try:
-            import psycopg
-            from psycopg.rows import dict_row
-        except ImportError as exc:  # pragma: no cover - psycopg is a dependency
-            raise ConfigError("DATABASE_URL is postgresql:// but psycopg is not installed (make setup)") from exc
         self.url = url
         self._lock = threading.RLock()
+        self._conn = self._connect()
+
+    def _connect(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
         try:
-            self._conn = psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+            return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10)
         except psycopg.Error as exc:
             raise ConfigError(f"DATABASE_URL: cannot connect to Postgres: {type(exc).__name__}") from None
 
     def execute(self, sql: str, params: tuple | list | dict = ()) -> Any:
+        from psycopg import pq
+
         with self._lock:
+            if self._conn.closed and self._conn.info.transaction_status != pq.TransactionStatus.INTRANS:
+                self._conn = self._connect()  # the server restarted or dropped us: reconnect between transactions
             return self._conn.execute(sql.replace("?", "%s"), params)
 
     def script(self, sql: str) -> None:
@@ -98,6 +109,8 @@ class PostgresDatabase(Database):
                     self._conn.execute(statement)
 
     def _begin(self, lock_name: str) -> None:
+        if self._conn.closed:
+            self._conn = self._connect()
         self._conn.execute("BEGIN")
         self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(lock_name.encode()),))
 

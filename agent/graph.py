@@ -130,7 +130,10 @@ def _secondary_timeframe(deps: CascadeDeps, ticker: str, timeframe: str, end: da
         return {**timeframe_summary(bars.frame, timeframe).model_dump(mode="json"), "source": bars.source}
     except (AgentError, ValueError, KeyError, TypeError, OSError) as exc:
         COUNTERS.inc("timeframe_unavailable_total", timeframe=timeframe)
-        return {"timeframe": timeframe, "unavailable": str(exc)}
+        reason = str(exc)
+        for folder in {getattr(deps.market, "data_dir", None), deps.settings.market.data_dir} - {None}:
+            reason = reason.replace(str(folder), "MARKET_DATA_DIR")  # the prompt (and its cache key) stay path-free
+        return {"timeframe": timeframe, "unavailable": reason}
 
 
 def load_news(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:

@@ -17,11 +17,12 @@ from typing import Callable, TypeVar
 
 from loguru import logger
 
-from agent.errors import LLMTransientError, ProviderError
+from agent.errors import LLMError, LLMTransientError, ProviderError
 from agent.metrics import COUNTERS
 from agent.providers import canonical_model, ollama_pulled_models
 
 T = TypeVar("T")
+HUNG_AFTER_TIMEOUTS = 2  # consecutive timed-out calls after which a host leaves the pool
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Host:
     in_flight: int = 0
     retry_at: float = 0.0  # monotonic time of the next probe while out of the pool
     served: int = 0
+    timeouts: int = 0  # consecutive timed-out calls: a hung host answers /api/tags but not a chat
 
 
 class HostPool:
@@ -121,22 +123,39 @@ class HostPool:
             self._cond.notify_all()
 
     def call(self, model: str, fn: Callable[[str], T]) -> T:
-        """``fn(host_url)`` on a host that has ``model``; on a connection failure, the host leaves the pool
-        and the call moves to the next one. Raises LLMTransientError when no host is left."""
+        """``fn(host_url)`` on a host that has ``model``. On a connection failure the host leaves the pool and
+        the call moves to the next host; a host whose calls time out again and again leaves too (it answers
+        /api/tags but not chats). Raises LLMTransientError when no host is left."""
         tried: set[str] = set()
         while True:
             host = self._acquire(model, tried)
             try:
-                return fn(host.url)
+                result = fn(host.url)
             except LLMTransientError as exc:
-                tried.add(host.url)
-                with self._cond:
-                    self._leave(host, str(exc))
-                self._gauges()
-                COUNTERS.inc("ollama_failovers_total", model=model)
-                logger.warning("ollama pool: {} failed on {}; trying another host", model, host.url)
+                failed: LLMError | None = exc
+            except LLMError as exc:
+                if exc.kind == "timeout":
+                    self._timed_out(host)
+                raise
+            else:
+                host.timeouts = 0
+                return result
             finally:
                 self._release(host)
+            tried.add(host.url)
+            with self._cond:
+                self._leave(host, str(failed))
+            self._gauges()
+            COUNTERS.inc("ollama_failovers_total", model=model)
+            logger.warning("ollama pool: {} failed on {}; trying another host", model, host.url)
+
+    def _timed_out(self, host: Host) -> None:
+        host.timeouts += 1
+        if host.timeouts >= HUNG_AFTER_TIMEOUTS:
+            with self._cond:
+                self._leave(host, f"{host.timeouts} calls in a row timed out")
+            host.timeouts = 0
+            self._gauges()
 
     def describe(self) -> str:
         return ", ".join(f"{h.url} {'up' if h.healthy else 'down'}" for h in self.hosts)

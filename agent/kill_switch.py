@@ -31,7 +31,7 @@ class TradingState(StrEnum):
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kill_switch (
     id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, reason TEXT NOT NULL, changed_at TEXT NOT NULL,
-    changed_by TEXT NOT NULL, day TEXT, day_open REAL, peak REAL, last_equity REAL);
+    changed_by TEXT NOT NULL, day TEXT, day_open DOUBLE PRECISION, peak DOUBLE PRECISION, last_equity DOUBLE PRECISION);
 CREATE TABLE IF NOT EXISTS kill_switch_log (
     ts TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, changed_by TEXT NOT NULL, seq INTEGER NOT NULL);
 """

@@ -256,7 +256,7 @@ def _invoke_on(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, us
         message = model.invoke([SystemMessage(system), HumanMessage(user)])
     except (httpx.TimeoutException, TimeoutError) as exc:
         raise LLMError("timeout", f"LLM call timed out: {exc or type(exc).__name__}") from exc
-    except (httpx.ConnectError, httpx.RemoteProtocolError, ConnectionError) as exc:
+    except (httpx.NetworkError, httpx.RemoteProtocolError, ConnectionError) as exc:  # refused, reset mid-reply
         raise LLMTransientError("connection", f"cannot reach the LLM: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - any provider failure becomes a counted discard
         status = getattr(exc, "status_code", None)

@@ -20,9 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from langgraph.checkpoint.memory import InMemorySaver
+from loguru import logger
 
 from agent.config import LAYER_NAMES, normalize_ticker
 from agent.deps import CascadeDeps
+from agent.errors import ConfigError
 from agent.graph import build_graph, initial_state, run_cascade
 from agent.metrics import COUNTERS
 
@@ -38,8 +40,11 @@ def make_checkpointer(settings):
     from langgraph.checkpoint.postgres import PostgresSaver
     from psycopg.rows import dict_row
 
-    conn = psycopg.connect(settings.database_url.get_secret_value(), autocommit=True, prepare_threshold=0,
-                           row_factory=dict_row)
+    try:
+        conn = psycopg.connect(settings.database_url.get_secret_value(), autocommit=True, prepare_threshold=0,
+                               row_factory=dict_row, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise ConfigError(f"DATABASE_URL: cannot connect to Postgres: {type(exc).__name__}") from None
     saver = PostgresSaver(conn)
     saver.setup()
     return saver
@@ -59,6 +64,8 @@ class LayerMajorScheduler:
 
     def run(self, tickers: list[str], as_of: str | None = None) -> dict[str, dict[str, Any] | Exception]:
         """Decide every ticker; returns ticker -> record, or the exception that ticker raised."""
+        tickers = list(dict.fromkeys(normalize_ticker(t) for t in tickers))  # one thread per ticker
+        self._reconnect_if_lost()
         run_id = uuid.uuid4().hex[:8]
         configs = {t: {"configurable": {"thread_id": f"{run_id}-{normalize_ticker(t)}"}} for t in tickers}
         results: dict[str, dict[str, Any] | Exception] = {}
@@ -93,8 +100,19 @@ class LayerMajorScheduler:
                     self.on_record(record)
         finally:
             for config in configs.values():
-                self.checkpointer.delete_thread(config["configurable"]["thread_id"])
+                try:
+                    self.checkpointer.delete_thread(config["configurable"]["thread_id"])
+                except Exception as exc:  # noqa: BLE001 - cleanup must not hide the decisions made
+                    logger.warning("scheduler: could not delete checkpoint thread: {}", type(exc).__name__)
         return results
+
+    def _reconnect_if_lost(self) -> None:
+        """A Postgres checkpointer whose connection dropped is rebuilt before the next cycle."""
+        conn = getattr(self.checkpointer, "conn", None)
+        if conn is not None and getattr(conn, "closed", False):
+            logger.warning("scheduler: the checkpoint database connection was lost; reconnecting")
+            self.checkpointer = make_checkpointer(self.deps.settings)
+            self.graph = build_graph(self.deps, checkpointer=self.checkpointer)
 
     def _advance(self, state: dict[str, Any] | None, config: dict, stop_before: list[str]) -> None:
         self.graph.invoke(state, config, interrupt_before=stop_before)

@@ -153,3 +153,20 @@ def test_cascade_mode_with_the_embedded_model_then_a_rerun_from_the_cache(tmp_pa
     assert results[0]["baselines"].keys() >= {"buy_and_hold:PETR4", "buy_and_hold:IBOV", "quant"}
     assert any("smollm2" in w.lower() for w in results[0]["warnings"])  # the 135M model saw 2024 prices
     assert (tmp_path / "report1" / "report.html").is_file()
+
+
+def test_trading_days_reach_before_the_calendar_and_skip_b3_holidays_within_it():
+    from agent.backtest import trading_days
+
+    assert trading_days(date(2012, 1, 2), date(2012, 1, 8)) == [date(2012, 1, d) for d in range(2, 7)]
+    late = trading_days(date(2019, 12, 23), date(2019, 12, 27))
+    assert date(2019, 12, 25) not in late and date(2019, 12, 23) in late
+
+
+def test_the_training_warning_uses_the_most_specific_release_date(tmp_path):
+    settings = make_settings({("backtest", "model_releases"): {"mistral": date(2024, 5, 22),
+                                                                "mistral-small3.1": date(2025, 3, 17)}})
+    deps = make_deps(tmp_path, settings=settings)
+    deps.provider.models.update({layer: "mistral-small3.1:24b" for layer in deps.provider.models})
+    warnings = training_overlap(deps, date(2025, 1, 2))
+    assert warnings and all("2025-03-17" in w for w in warnings)

@@ -133,3 +133,42 @@ def test_the_pool_is_a_start_up_choice_with_every_model_somewhere(stubs):
     deps = build_deps(settings, sink=False)
     assert "1/2 hosts up" in deps.provider.reason
     assert deps.host_pool.hosts_with(settings.layers.technical.model) == [stubs[0].url]
+
+
+def test_a_host_that_keeps_timing_out_leaves_the_pool(stubs):
+    from agent.errors import LLMError
+
+    a, b = stubs[0], stubs[1]
+    pool = HostPool([a.url], parallel=1, retry_after_s=3600)
+    pool.hosts.append(type(pool.hosts[0])(b.url, healthy=True, models=set(pool.hosts[0].models)))
+
+    def hung_a(host):
+        if host == a.url:
+            raise LLMError("timeout", "LLM call timed out")
+        return host
+
+    outcomes = []
+    for _ in range(6):
+        try:
+            outcomes.append(pool.call("mistral:7b", hung_a))
+        except LLMError:
+            outcomes.append("timeout")
+    assert outcomes.count("timeout") == 2  # two strikes, then only the healthy host is used
+    assert pool.hosts_with("mistral:7b") == [b.url]
+
+
+def test_a_reset_mid_reply_fails_over_like_a_refused_connection(tmp_path, stubs):
+    import httpx
+
+    from agent.layers import LAYERS, _invoke_on
+    from tests.conftest import make_deps
+
+    deps = make_deps(tmp_path)
+
+    class Resetting:
+        def invoke(self, messages):
+            raise httpx.ReadError("[Errno 104] Connection reset by peer")
+
+    deps.model = lambda layer, schema, host=None: Resetting()
+    with pytest.raises(LLMTransientError):
+        _invoke_on(deps, LAYERS["sentiment"], {}, "s", "u", None)
