@@ -266,8 +266,8 @@ def run_backtest(settings: Settings, deps: CascadeDeps, tickers: list[str], star
     if run.halted:
         warnings.append(f"the kill switch halted trading on {run.halted}; later days made no new trades")
     first, last = run.equity.index[0].date(), run.equity.index[-1].date()
-    if first > start:
-        warnings.append(f"the first day traded is {first}, after --start {start} (no bars or sessions before it)")
+    if first > trading_days(start, end)[0]:
+        warnings.append(f"the first day traded is {first}, after the window's first session (no bars before it)")
     for ticker, close in run.closes.items():
         if close.empty:
             warnings.append(f"{ticker}: no bars in the window from source {getattr(deps.market, 'name', '?')}")
