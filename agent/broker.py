@@ -81,8 +81,10 @@ def bars_from_frame(frame: pd.DataFrame) -> list[Bar]:
 
 class PaperBroker:
     def __init__(self, db: Path | str | SecretStr, trades_log: Path, capital: float, costs: Costs = Costs(),
-                 allow_pyramiding: bool = False):
-        """``db``: the SQLite file (DATABASE_PATH) or a Postgres URL (DATABASE_URL)."""
+                 allow_pyramiding: bool = False, fill_guard: Callable[[Database], str | None] | None = None):
+        """``db``: the SQLite file (DATABASE_PATH) or a Postgres URL (DATABASE_URL). ``fill_guard`` reads, in
+        the fill's transaction, why no order may fill now (the kill switch)."""
+        self.fill_guard = fill_guard
         self.trades_log = Path(trades_log)
         self.costs, self.allow_pyramiding = costs, allow_pyramiding
         self._lock = threading.Lock()
@@ -196,16 +198,19 @@ class PaperBroker:
                  "ticker": order["ticker"], "qty": qty, "price": price, "fees": fees, "profit": None,
                  "decision_id": order["decision_id"], "mode": "simulation"}
 
-        def reject(db: Database, reason: str) -> bool:
+        def reject(db: Database, reason: str, status: str = "rejected") -> bool:
             logger.warning("{}: order {} not filled: {}", order["ticker"], order["decision_id"], reason)
-            db.execute("UPDATE orders SET status='rejected', reason=?, updated_at=? WHERE decision_id=?",
-                       (reason, ts, order["decision_id"]))
+            db.execute("UPDATE orders SET status=?, reason=?, updated_at=? WHERE decision_id=?",
+                       (status, reason, ts, order["decision_id"]))
             return False
 
         def apply(db: Database) -> bool:
             still = db.execute("SELECT status FROM orders WHERE decision_id=?", (order["decision_id"],)).fetchone()
             if still is None or still["status"] != "pending":
                 return False
+            blocked = self.fill_guard(db) if self.fill_guard else None
+            if blocked:  # checked inside the fill's own transaction: a halt set a moment ago still wins
+                return reject(db, blocked, "cancelled")
             held = db.execute("SELECT qty FROM positions WHERE ticker=?", (order["ticker"],)).fetchone()
             if held and not self.allow_pyramiding:
                 return reject(db, "a position is already open (pyramiding off)")

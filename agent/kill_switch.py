@@ -37,6 +37,15 @@ CREATE TABLE IF NOT EXISTS kill_switch_log (
 """
 
 
+def fills_blocked(db: Database) -> str | None:
+    """The kill switch as seen inside another transaction on the same store: why no order may fill now."""
+    try:
+        row = db.execute("SELECT state FROM kill_switch WHERE id = 1").fetchone()
+    except Exception:  # noqa: BLE001 - no kill switch in this store (a bare ledger)
+        return None
+    return None if row is None or row["state"] == TradingState.RUNNING.value else f"kill switch is {row['state']}"
+
+
 def limit_breach(equity: float, day_open: float, peak: float, limits: KillSwitchSettings) -> str | None:
     """Which portfolio limit ``equity`` breaks, if any (pure code, so tests and backtests share it)."""
     if day_open > 0 and (day_open - equity) / day_open >= limits.max_daily_loss:

@@ -303,6 +303,9 @@ def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> tuple
     cache, key = deps.llm_cache, None
     if cache is not None:
         model_name = deps.provider.models.get(spec.name, "?")
+        if deps.provider.name == "embedded":  # the same weights answer differently with another seed or context
+            e = deps.settings.embedded
+            model_name = f"{model_name}|seed={e.seed}|n_ctx={e.n_ctx}"
         key = cache_key(provider=deps.provider.name, model=model_name, layer=spec.name, prompt_version=prompt.version,
                         system=system, user=user, schema=schema, temperature=deps.settings.llm.temperature,
                         max_tokens=deps.settings.llm.max_tokens)

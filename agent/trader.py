@@ -20,7 +20,7 @@ from loguru import logger
 from agent.alerts import AlertQueue, halt_alert, trade_alert
 from agent.broker import Costs, PaperBroker, bars_from_frame
 from agent.config import KillSwitchSettings, Settings
-from agent.kill_switch import KillSwitch, TradingState
+from agent.kill_switch import KillSwitch, TradingState, fills_blocked
 from agent.metrics import COUNTERS
 from agent.sink import B3_TZ, DecisionSink
 
@@ -39,9 +39,10 @@ class PaperTrader:
     def from_settings(cls, settings: Settings, alerts: AlertQueue | None = None, **kw: Any) -> "PaperTrader":
         """The ledger and kill switch in DATABASE_URL or DATABASE_PATH, the trade log in LOG_DIR/trades.jsonl."""
         b = settings.broker
+        switch = KillSwitch(settings.store)  # first: its table exists before the broker's fills read it
         broker = PaperBroker(settings.store, settings.logging.dir / "trades.jsonl", settings.risk.capital,
-                             Costs(b.slippage_bps, b.fee_bps, b.commission), b.allow_pyramiding)
-        return cls(broker, KillSwitch(settings.store), settings.kill_switch, alerts,
+                             Costs(b.slippage_bps, b.fee_bps, b.commission), b.allow_pyramiding, fills_blocked)
+        return cls(broker, switch, settings.kill_switch, alerts,
                    max_position_value=settings.risk.capital * settings.risk.max_position_size,
                    lot_size=settings.risk.lot_size, **kw)
 

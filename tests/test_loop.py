@@ -424,3 +424,16 @@ def test_pyramiding_adds_stay_under_the_size_cap_and_never_loosen_the_stop(tmp_p
     assert pos["stop"] == pytest.approx(max(o["stop"] for o in filled))  # the tighter stop
     later = list(loop.deps.sink.records())[-1]
     assert later["decision"] == "HOLD" and "MAX_POSITION_SIZE cap" in later["reason"]
+
+
+def test_a_halt_set_just_before_a_fill_still_wins(tmp_path):
+    from agent.broker import bars_from_frame
+
+    loop, days, _ = setup_loop(tmp_path, tickers=("PETR4",))
+    loop.run_cycle()  # an order is pending
+    days.advance()
+    KillSwitch(loop.settings.database_path).set(TradingState.HALTED, "from another shell", "operator", "t")
+    frame = days.market.get_bars("PETR4").frame
+    # the trader's own state check already passed; the fill itself must still see the halt
+    assert loop.trader.broker.process_bars("PETR4", bars_from_frame(frame.tail(1)), "t") == []
+    assert loop.trader.broker.orders("cancelled")[0]["reason"] == "kill switch is HALTED"
