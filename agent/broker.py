@@ -93,44 +93,30 @@ class PaperBroker:
         self.db.execute("INSERT INTO account VALUES (1, ?, ?) ON CONFLICT DO NOTHING", (capital, capital))
         self.reconcile()
 
-    def _db(self) -> Database:
-        return self.db
-
     # ------------------------------------------------------------------ state
 
     @property
     def cash(self) -> float:
-        with self._db() as db:
-            return db.execute("SELECT cash FROM account").fetchone()["cash"]
-
-    @property
-    def initial_capital(self) -> float:
-        with self._db() as db:
-            return db.execute("SELECT initial FROM account").fetchone()["initial"]
+        return self.db.execute("SELECT cash FROM account").fetchone()["cash"]
 
     def positions(self) -> dict[str, dict[str, Any]]:
-        with self._db() as db:
-            return {r["ticker"]: dict(r) for r in db.execute("SELECT * FROM positions")}
+        return {r["ticker"]: dict(r) for r in self.db.execute("SELECT * FROM positions")}
 
     def orders(self, status: str | None = None, ticker: str | None = None) -> list[dict[str, Any]]:
-        query, args = "SELECT * FROM orders WHERE 1=1", []
+        query, args = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE 1=1", []
         if status:
             query, args = query + " AND status=?", [*args, status]
         if ticker:
             query, args = query + " AND ticker=?", [*args, ticker]
-        with self._db() as db:
-            rows = db.execute(query.replace("*", ", ".join(ORDER_COLUMNS), 1) + " ORDER BY bar_date, seq", args)
-            return [dict(r) for r in rows]
+        return [dict(r) for r in self.db.execute(query + " ORDER BY bar_date, seq", args)]
 
     def order_status(self, decision_id: str) -> str | None:
         """pending / filled / rejected / cancelled, or None when the decision never became an order."""
-        with self._db() as db:
-            row = db.execute("SELECT status FROM orders WHERE decision_id=?", (decision_id,)).fetchone()
+        row = self.db.execute("SELECT status FROM orders WHERE decision_id=?", (decision_id,)).fetchone()
         return row["status"] if row else None
 
     def trades(self) -> list[dict[str, Any]]:
-        with self._db() as db:
-            return [dict(r) for r in db.execute(f"SELECT {', '.join(TRADE_COLUMNS)} FROM trades ORDER BY seq")]
+        return [dict(r) for r in self.db.execute(f"SELECT {', '.join(TRADE_COLUMNS)} FROM trades ORDER BY seq")]
 
     def equity(self, marks: dict[str, float]) -> float:
         """Cash plus open positions at ``marks``; a ticker with no mark now is valued at the last close
@@ -159,12 +145,12 @@ class PaperBroker:
         return order
 
     def cancel_pending(self, reason: str, ts: str, ticker: str | None = None) -> int:
-        with self._lock, self._db() as db:
-            query = "UPDATE orders SET status='cancelled', reason=?, updated_at=? WHERE status='pending'"
-            args: list[Any] = [reason, ts]
-            if ticker:
-                query, args = query + " AND ticker=?", [*args, ticker]
-            n = db.execute(query, args).rowcount
+        query = "UPDATE orders SET status='cancelled', reason=?, updated_at=? WHERE status='pending'"
+        args: list[Any] = [reason, ts]
+        if ticker:
+            query, args = query + " AND ticker=?", [*args, ticker]
+        with self._lock:
+            n = self.db.execute(query, args).rowcount
         if n:
             logger.warning("cancelled {} pending order(s): {}", n, reason)
         return n
@@ -244,9 +230,9 @@ class PaperBroker:
             return self._close(pos, min(bar.open, stop), bar, ts, "stop")
         if target is not None and bar.high >= target:
             return self._close(pos, max(bar.open, target), bar, ts, "take_profit")
-        with self._lock, self._db() as db:
-            db.execute("UPDATE positions SET checked_through=?, last_close=? WHERE ticker=? AND decision_id=?",
-                       (bar.date, bar.close, pos["ticker"], pos["decision_id"]))
+        with self._lock:
+            self.db.execute("UPDATE positions SET checked_through=?, last_close=? WHERE ticker=? AND decision_id=?",
+                            (bar.date, bar.close, pos["ticker"], pos["decision_id"]))
         return None
 
     def close_at(self, ticker: str, bar: Bar, ts: str, why: str) -> dict[str, Any] | None:

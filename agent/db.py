@@ -66,12 +66,6 @@ class Database:
         except Exception:  # noqa: BLE001 - nothing was begun, or the connection is gone: nothing to undo
             pass
 
-    def __enter__(self) -> "Database":  # ``with db as db:`` reads as a scope; statements autocommit
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
     def close(self) -> None:
         with self._lock:
             self._conn.close()

@@ -61,18 +61,13 @@ class KillSwitch:
     def __init__(self, db: Path | str | SecretStr):
         """``db``: the SQLite file (DATABASE_PATH) or a Postgres URL (DATABASE_URL), shared with the ledger."""
         self.db = open_database(db)
-        with self._db() as db:
-            db.script(SCHEMA)
-            db.execute("INSERT INTO kill_switch (id, state, reason, changed_at, changed_by) "
-                       "VALUES (1, 'RUNNING', 'initial state', '', 'system') ON CONFLICT DO NOTHING")
-
-    def _db(self) -> Database:
-        return self.db
+        self.db.script(SCHEMA)
+        self.db.execute("INSERT INTO kill_switch (id, state, reason, changed_at, changed_by) "
+                        "VALUES (1, 'RUNNING', 'initial state', '', 'system') ON CONFLICT DO NOTHING")
 
     def status(self) -> dict[str, Any]:
-        with self._db() as db:
-            return dict(db.execute("SELECT state, reason, changed_at, changed_by, day, day_open, peak "
-                                   "FROM kill_switch").fetchone())
+        return dict(self.db.execute("SELECT state, reason, changed_at, changed_by, day, day_open, peak "
+                                    "FROM kill_switch").fetchone())
 
     @property
     def state(self) -> TradingState:
@@ -116,5 +111,5 @@ class KillSwitch:
         return breach
 
     def history(self) -> list[dict[str, Any]]:
-        with self._db() as db:
-            return [dict(r) for r in db.execute("SELECT ts, state, reason, changed_by FROM kill_switch_log ORDER BY seq")]
+        rows = self.db.execute("SELECT ts, state, reason, changed_by FROM kill_switch_log ORDER BY seq")
+        return [dict(r) for r in rows]

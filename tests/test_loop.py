@@ -135,8 +135,8 @@ def test_halted_runs_no_llm_but_still_manages_stops(tmp_path):
     loop.trader.set_state(TradingState.HALTED, "operator says stop", "operator")
     assert notifier.events[-1][0] == "halt" and "operator says stop" in notifier.sent[-1].text
     pos = loop.trader.broker.positions()["PETR4"]
-    with loop.trader.broker._db() as db:  # move the stop above the market: the next bar must stop it out
-        db.execute("UPDATE positions SET stop=? WHERE ticker='PETR4'", (pos["entry"] * 10,))
+    # move the stop above the market: the next bar must stop it out
+    loop.trader.broker.db.execute("UPDATE positions SET stop=? WHERE ticker='PETR4'", (pos["entry"] * 10,))
     days.advance()
     report = loop.run_cycle()
     assert len(factory.calls) == calls  # no LLM call while halted
@@ -366,8 +366,7 @@ def test_orders_in_a_ticker_removed_from_the_config_are_cancelled_and_its_stops_
     loop.trader.broker.submit({"decision_id": "old", "ticker": "ITUB4", "decision": "BUY", "bar_date": str(days.day),
                                "position": {"shares": 100, "entry": 1.0, "stop": 0.5, "take_profit": 2.0,
                                             "size_factor": 1.0}}, "t")
-    with loop.trader.broker._db() as db:
-        db.execute("UPDATE positions SET stop = entry * 10 WHERE ticker='VALE3'")
+    loop.trader.broker.db.execute("UPDATE positions SET stop = entry * 10 WHERE ticker='VALE3'")
     loop.settings = loop.settings.model_copy(update={"tickers": ("PETR4",)})
     days.advance()
     report = loop.run_cycle()
