@@ -16,7 +16,7 @@ import math
 import re
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -214,15 +214,22 @@ def _baseline_window(curve: pd.Series, strategy: pd.Series) -> pd.Series:
     return curve[(curve.index >= strategy.index[0]) & (curve.index <= strategy.index[-1])]
 
 
+def _plot_baselines(ax: Axes, strategy: pd.Series, baselines: Mapping[str, pd.Series],
+                    transform: Callable[[pd.Series], pd.Series], **style: Any) -> list[pd.Timestamp]:
+    """Each baseline, on the strategy's dates and through ``transform``, as a thin line; the dates drawn."""
+    dates: list[pd.Timestamp] = []
+    for name, curve in baselines.items():
+        line = transform(_baseline_window(curve, strategy))
+        if not line.empty:
+            ax.plot(line.index, line.to_numpy(), marker=_marker(line), label=_mpl_text(name), **style)
+            dates.extend(line.index)
+    return dates
+
+
 def plot_equity(path: Path, strategy: pd.Series, baselines: Mapping[str, pd.Series]) -> Path:
     """Strategy and baselines as growth of 1.0 from the strategy's first day, so the start capital cancels."""
     fig, ax = _figure("Equity, normalised to 1.0 at the start")
-    dates: list[pd.Timestamp] = []
-    for name, curve in baselines.items():
-        norm = normalise(_baseline_window(curve, strategy))
-        if not norm.empty:
-            ax.plot(norm.index, norm.to_numpy(), lw=1.0, alpha=0.8, marker=_marker(norm), label=_mpl_text(name))
-            dates.extend(norm.index)
+    dates = _plot_baselines(ax, strategy, baselines, normalise, lw=1.0, alpha=0.8)
     norm = normalise(strategy)
     if not norm.empty:
         label = _mpl_text(f"strategy (final R$ {strategy.iloc[-1]:,.2f})")
@@ -241,12 +248,7 @@ def plot_equity(path: Path, strategy: pd.Series, baselines: Mapping[str, pd.Seri
 def plot_drawdown(path: Path, strategy: pd.Series, baselines: Mapping[str, pd.Series]) -> Path:
     """The strategy under water (filled) and the baselines' drawdowns as thin lines behind it."""
     fig, ax = _figure("Drawdown (fraction below the running peak)")
-    dates: list[pd.Timestamp] = []
-    for name, curve in baselines.items():
-        dd = drawdown(_baseline_window(curve, strategy))
-        if not dd.empty:
-            ax.plot(dd.index, dd.to_numpy(), lw=0.9, alpha=0.5, marker=_marker(dd), label=_mpl_text(name))
-            dates.extend(dd.index)
+    dates = _plot_baselines(ax, strategy, baselines, drawdown, lw=0.9, alpha=0.5)
     dd = drawdown(strategy)
     if not dd.empty:
         ax.fill_between(dd.index, dd.to_numpy(), 0.0, color="tab:red", alpha=0.35, zorder=4)
