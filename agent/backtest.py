@@ -19,7 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as dtime
 from pathlib import Path
@@ -69,7 +69,6 @@ class WalkResult:
     seconds: float
     llm_errors: int = 0  # layer calls that failed (timeouts, invalid answers): HOLDs a rerun may not repeat
     bars: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 def quant_deps(settings: Settings, market, sink: DecisionSink | None) -> CascadeDeps:
@@ -102,7 +101,7 @@ def walk_forward(deps: CascadeDeps, tickers: list[str], start: date, end: date, 
     cut at t (``end=t``), exactly as a live decision on day t would.
     """
     s = deps.settings
-    mode = QUANT_PROVIDER if deps.provider.name == QUANT_PROVIDER else "cascade"
+    mode = run_name(deps)
     started = time.monotonic()
     work_dir.mkdir(parents=True, exist_ok=True)
     for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm", "trades.jsonl"):

@@ -160,15 +160,15 @@ def bench_cascade(tickers: list[str], provider: str) -> dict[str, Any]:
 
 STUB_TICKERS = ["PETR4", "VALE3", "ITUB4", "BBDC4", "ABEV3", "WEGE3", "BBAS3", "B3SA3", "SUZB3", "GGBR4",
                 "RENT3", "LREN3", "MGLU3", "RADL3", "CSNA3", "USIM5", "CYRE3", "MRVE3", "VIVT3", "UGPA3"]
-LOOSE = {("risk", "min_reward_risk"): 0.0, ("risk", "max_volatility"): 10.0, ("risk", "max_drawdown"): 1.0,
-         ("risk", "capital"): 1e9, ("kill_switch", "max_open_positions"): 1000}
 
 
 def _stub_settings(hosts: list[str], parallel: int = 1):
+    from tests.conftest import LOOSE_RISK  # risk limits no simulated bar breaks, no LLM retries
+
     return load_settings(None, env_file=None, environ={}, overrides={
-        **LOOSE, ("llm", "provider"): "ollama", ("ollama", "host"): hosts[0],
+        **LOOSE_RISK, ("llm", "provider"): "ollama", ("ollama", "host"): hosts[0],
         ("ollama", "hosts"): hosts if len(hosts) > 1 else None, ("ollama", "parallel"): parallel,
-        ("market", "source"): "sim", ("llm", "retries"): 0})
+        ("market", "source"): "sim"})
 
 
 def _passing_stub(**kw):
