@@ -28,7 +28,7 @@ import pandas as pd
 from loguru import logger
 from pydantic import SecretStr
 
-from agent.db import Database, next_seq, open_database
+from agent.db import Database, check_schema, next_seq, open_database
 from agent.sink import append_jsonl, read_jsonl
 
 SCHEMA = """
@@ -90,6 +90,7 @@ class PaperBroker:
         self._lock = threading.Lock()
         self.db = open_database(db)
         self.db.script(SCHEMA)
+        check_schema(self.db, SCHEMA, "the paper-broker ledger")
         self.db.execute("INSERT INTO account VALUES (1, ?, ?) ON CONFLICT DO NOTHING", (capital, capital))
         self.reconcile()
 

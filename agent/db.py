@@ -9,6 +9,7 @@ lock on Postgres), so two processes never interleave a read-check-write.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import zlib
@@ -107,6 +108,18 @@ class PostgresDatabase(Database):
             self._conn = self._connect()
         self._conn.execute("BEGIN")
         self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(lock_name.encode()),))
+
+
+def check_schema(db: Database, schema: str, where: str) -> None:
+    """Tables made by an older version lack columns this one writes: say so at start-up instead of failing
+    on the first trade. (There are no migrations yet; the fix is a fresh store.)"""
+    for table, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\);", schema, flags=re.S):
+        wanted = [col.split()[0] for col in re.split(r",\s*(?![^()]*\))", body) if col.split()]
+        have = {d[0] for d in db.execute(f"SELECT * FROM {table} LIMIT 0").description}
+        missing = [c for c in wanted if c not in have]
+        if missing:
+            raise ConfigError(f"{where}: table {table} was made by an older version and lacks {', '.join(missing)}. "
+                              "Back it up (make backup), then move the old database away to start a fresh ledger")
 
 
 def next_seq(db: Database, table: str) -> int:

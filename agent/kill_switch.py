@@ -19,7 +19,7 @@ from loguru import logger
 from pydantic import SecretStr
 
 from agent.config import KillSwitchSettings
-from agent.db import Database, next_seq, open_database
+from agent.db import Database, check_schema, next_seq, open_database
 
 
 class TradingState(StrEnum):
@@ -62,6 +62,7 @@ class KillSwitch:
         """``db``: the SQLite file (DATABASE_PATH) or a Postgres URL (DATABASE_URL), shared with the ledger."""
         self.db = open_database(db)
         self.db.script(SCHEMA)
+        check_schema(self.db, SCHEMA, "the kill switch")
         self.db.execute("INSERT INTO kill_switch (id, state, reason, changed_at, changed_by) "
                         "VALUES (1, 'RUNNING', 'initial state', '', 'system') ON CONFLICT DO NOTHING")
 

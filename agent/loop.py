@@ -394,8 +394,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ProviderError) as exc:
         return exit_code(exc)
     settings = deps.settings
+    try:
+        trader = PaperTrader.from_settings(settings, clock=deps.clock)
+    except ConfigError as exc:  # e.g. a ledger made by an older version
+        return exit_code(exc)
     alerts = build_alerts(settings)
-    trader = PaperTrader.from_settings(settings, alerts, clock=deps.clock)
+    trader.alerts = alerts
     if deps.sink is not None:
         trader.resubmit_unqueued(deps.sink)
     loop = TradingLoop(deps, trader, alerts=alerts)

@@ -160,3 +160,16 @@ def test_accounting_identity_and_no_negative_cash(tmp_path_factory, steps):
     log = path / "trades.jsonl"
     logged = list(read_jsonl(log)) if log.exists() else []
     assert [json.dumps(t, sort_keys=True) for t in logged] == [json.dumps(t, sort_keys=True) for t in broker.trades()]
+
+
+def test_a_ledger_made_by_an_older_version_is_refused_with_a_clear_error(tmp_path):
+    import sqlite3
+
+    from agent.errors import ConfigError
+
+    old = sqlite3.connect(tmp_path / "old.db")
+    old.execute("CREATE TABLE orders (decision_id TEXT PRIMARY KEY, ticker TEXT)")  # no seq, no status...
+    old.commit()
+    old.close()
+    with pytest.raises(ConfigError, match="table orders was made by an older version and lacks .*seq"):
+        PaperBroker(tmp_path / "old.db", tmp_path / "t.jsonl", 1000.0)
