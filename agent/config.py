@@ -259,6 +259,23 @@ class BacktestSettings(_Strict):
         return {k.lower(): d for k, d in v.items()}
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class DashboardSettings(_Strict):
+    """The read-only web dashboard (python -m agent.dashboard; also started by ``make run`` when enabled)."""
+
+    enabled: bool = True  # make run serves it too, on loopback by default
+    bind: str = "127.0.0.1"
+    port: int = Field(8050, ge=1, le=65535)
+    poll_s: float = Field(5.0, ge=1.0, le=3600.0)  # how often the pages refresh their data
+    reports_dir: Path = Path("reports")  # backtest reports (python -m agent.backtest --report reports/NAME)
+
+    @property
+    def loopback(self) -> bool:
+        return self.bind in LOOPBACK
+
+
 class BackupSettings(_Strict):
     dir: Path = Path("backups")
     keep_days: int = Field(7, ge=1, le=3650)
@@ -270,6 +287,7 @@ class Secrets(_Strict):
     brapi_token: SecretStr | None = None
     telegram_token: SecretStr | None = None
     smtp_password: SecretStr | None = None
+    dashboard_token: SecretStr | None = None  # halt/resume from the dashboard beyond loopback
 
 
 class Settings(_Strict):
@@ -306,6 +324,7 @@ class Settings(_Strict):
     broker: BrokerSettings = BrokerSettings()
     kill_switch: KillSwitchSettings = KillSwitchSettings()
     backup: BackupSettings = BackupSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     backtest: BacktestSettings = BacktestSettings()
     secrets: Secrets = Secrets()
 
@@ -417,11 +436,17 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "LLM_CACHE_PATH": ("backtest", "cache_path"),
     "BACKUP_DIR": ("backup", "dir"),
     "BACKUP_KEEP_DAYS": ("backup", "keep_days"),
+    "DASHBOARD_ENABLED": ("dashboard", "enabled"),
+    "DASHBOARD_BIND": ("dashboard", "bind"),
+    "DASHBOARD_PORT": ("dashboard", "port"),
+    "BACKTEST_REPORTS_DIR": ("dashboard", "reports_dir"),
     "BRAPI_TOKEN": ("secrets", "brapi_token"),
     "TELEGRAM_TOKEN": ("secrets", "telegram_token"),
     "SMTP_PASSWORD": ("secrets", "smtp_password"),
+    "DASHBOARD_TOKEN": ("secrets", "dashboard_token"),
 }
-SECRET_ENV_KEYS = frozenset({"BRAPI_TOKEN", "TELEGRAM_TOKEN", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "DATABASE_URL"})
+SECRET_ENV_KEYS = frozenset({"BRAPI_TOKEN", "TELEGRAM_TOKEN", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "DATABASE_URL",
+                             "DASHBOARD_TOKEN"})
 # Keys .env may hold that belong to other tools (LangGraph Studio, LangSmith); accepted silently.
 FOREIGN_ENV_PREFIXES = ("LANGSMITH_", "LANGCHAIN_", "LANGGRAPH_", "OLLAMA_NUM_", "REDIS_")
 

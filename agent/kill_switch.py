@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS kill_switch (
     changed_by TEXT NOT NULL, day TEXT, day_open DOUBLE PRECISION, peak DOUBLE PRECISION, last_equity DOUBLE PRECISION);
 CREATE TABLE IF NOT EXISTS kill_switch_log (
     ts TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, changed_by TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS equity_history (
+    day TEXT PRIMARY KEY, ts TEXT NOT NULL, equity DOUBLE PRECISION NOT NULL, peak DOUBLE PRECISION NOT NULL);
 """
 
 
@@ -92,7 +94,8 @@ class KillSwitch:
         return True
 
     def mark(self, equity: float, day: str, limits: KillSwitchSettings, ts: str) -> str | None:
-        """Record the equity, and HALT on a breached limit. Returns the breach.
+        """Record the equity (the day's last mark is kept in ``equity_history`` for the dashboard's curve),
+        and HALT on a breached limit. Returns the breach.
 
         The day's opening equity is the last equity marked on an earlier day, so the first mark of a
         session (which already carries that session's move) is compared with the close before it.
@@ -106,10 +109,18 @@ class KillSwitch:
             peak = max(row["peak"] if row["peak"] is not None else max(equity, day_open), equity)
             db.execute("UPDATE kill_switch SET day=?, day_open=?, peak=?, last_equity=?",
                        (day, day_open, peak, equity))
+            db.execute("INSERT INTO equity_history (day, ts, equity, peak) VALUES (?,?,?,?) ON CONFLICT (day) "
+                       "DO UPDATE SET ts=excluded.ts, equity=excluded.equity, peak=excluded.peak",
+                       (day, ts, equity, peak))
         breach = limit_breach(equity, day_open, peak, limits)
         if breach and self.state != TradingState.HALTED:
             self.set(TradingState.HALTED, breach, "limit", ts)
         return breach
+
+    def equity_history(self) -> list[dict[str, Any]]:
+        """The last equity marked on each day, oldest first, with the peak at that time."""
+        rows = self.db.execute("SELECT day, ts, equity, peak FROM equity_history ORDER BY day")
+        return [dict(r) for r in rows]
 
     def history(self) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT ts, state, reason, changed_by FROM kill_switch_log ORDER BY seq")

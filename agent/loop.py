@@ -38,6 +38,7 @@ from agent.config import LAYER_NAMES, load_settings
 from agent.deps import CascadeDeps
 from agent.errors import ConfigError, ProviderError
 from agent.graph import build_graph
+from agent.health import LoopHealth
 from agent.scheduler import LayerMajorScheduler, decide_ticker_major
 from agent.kill_switch import KillSwitch, TradingState
 from agent.log import perf_log
@@ -139,6 +140,7 @@ class CycleReport:
     orders: list[dict[str, Any]] = field(default_factory=list)
     portfolio: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+    error: str | None = None  # why the whole cycle failed (its tickers' failures are in ``counts``)
 
 
 def gates_on_market_hours(deps: CascadeDeps) -> bool:
@@ -159,6 +161,7 @@ class TradingLoop:
         self.graph = build_graph(deps)
         self.scheduler = (LayerMajorScheduler(deps, stop=self.stop)
                           if self.settings.loop.scheduling == "layer_major" else None)
+        self.health = LoopHealth(trader.broker.db)
         self.backoff = Backoff(self.settings.loop.failure_backoff_max_s // self.settings.analysis_interval_s)
         self.cycle = 0
         self._last_state = trader.switch.state
@@ -279,7 +282,20 @@ class TradingLoop:
             self.deps.sink.prune(self.settings.logging.retention_days, today)
             self._pruned_on = today
 
+    def _record_health(self, r: CycleReport) -> None:
+        """The cycle in the database, for the dashboard (a failure here is logged, never fatal)."""
+        try:
+            self.health.record(
+                ts=self.deps.clock().astimezone(B3_TZ).isoformat(timespec="seconds"), cycle=r.number,
+                took_s=r.took_s, counts=r.counts, interrupted=r.interrupted, error=r.error,
+                interval_s=self.settings.analysis_interval_s, provider=self.deps.provider.name,
+                data_source=self.deps.market.name, last_bars={t: d.isoformat() for t, d in self._last_bar.items()})
+        except Exception as exc:  # noqa: BLE001 - e.g. a locked database: the loop goes on
+            COUNTERS.inc("cycle_errors_total", kind=f"heartbeat_{type(exc).__name__}")
+            logger.error("heartbeat not recorded: {}", describe(exc))
+
     def _heartbeat(self, r: CycleReport) -> None:
+        self._record_health(r)
         p = r.portfolio
         logger.info("heartbeat: cycle {} in {:.1f}s: {} BUY, {} HOLD, {} failed, {} skipped | {} | equity {:,.2f} "
                     "cash {:,.2f}, {} open, {} pending, drawdown {:.1%} | provider {}, data {}",
@@ -325,7 +341,8 @@ class TradingLoop:
             except Exception as exc:  # noqa: BLE001 - e.g. a locked database or a full disk: retry next cycle
                 COUNTERS.inc("cycle_errors_total", kind=type(exc).__name__)
                 logger.error("cycle {} failed: {}", self.cycle, describe(exc))
-                report = CycleReport(self.cycle, took_s=0.0)
+                report = CycleReport(self.cycle, took_s=0.0, error=f"{type(exc).__name__}: {exc}")
+                self._record_health(report)
             if cycles and self.cycle >= cycles:
                 break
             if report.took_s > interval:

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from agent.config import LOOPBACK
 from agent.metrics import COUNTERS, Counters
 
 PREFIX = "b3agent_"
@@ -120,6 +121,6 @@ def serve_metrics(bind: str, port: int, registry: Counters = COUNTERS) -> Metric
         logger.error("metrics: cannot listen on {}:{} ({}); running without /metrics", bind, port, exc)
         return None
     logger.info("metrics: Prometheus endpoint on http://{}:{}/metrics", bind, server.server_port)
-    if bind not in ("127.0.0.1", "localhost", "::1"):
+    if bind not in LOOPBACK:
         logger.warning("metrics: {} is not loopback; anyone on the network can read the agent's metrics", bind)
     return MetricsServer(server, thread)
