@@ -1,0 +1,1 @@
+"""The web dashboard: decisions, the cascade funnel, portfolio and equity, loop health, backtests."""
