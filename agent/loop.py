@@ -37,6 +37,7 @@ from agent.cli import EXIT_CONFIG, add_run_flags, exit_code, start
 from agent.config import LAYER_NAMES, load_settings
 from agent.deps import CascadeDeps
 from agent.errors import ConfigError, ProviderError
+from agent.dashboard.server import serve_in_thread
 from agent.graph import build_graph
 from agent.health import LoopHealth
 from agent.scheduler import LayerMajorScheduler, decide_ticker_major
@@ -431,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     metrics = serve_metrics(settings.metrics.bind, settings.metrics.port) if settings.metrics.enabled else None
+    dashboard = serve_in_thread(settings) if settings.dashboard.enabled else None
     def on_stall(idle: float) -> None:
         logger.error("loop stalled: no cycle completed for {:.0f}s", idle)
         alerts.notify(stall_alert(idle, settings.analysis_interval_s))
@@ -447,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         alerts.close()
         if metrics:
             metrics.close()
+        if dashboard:
+            dashboard.close()
     return 0
 
 
