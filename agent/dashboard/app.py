@@ -18,7 +18,7 @@ from typing import Annotated, Any, Callable
 from urllib.parse import urlsplit
 
 import pandas as pd
-from fastapi import Body, FastAPI, Header, HTTPException, Path as PathParam, Query, Request
+from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path as PathParam, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from loguru import logger
@@ -40,9 +40,11 @@ IBOV = "^BVSP"
 BENCHMARK_TTL_S = 600.0
 ERRORS_TAIL = 30
 ACTIONS = {"halt": TradingState.HALTED, "no_new_buys": TradingState.NO_NEW_BUYS, "resume": TradingState.RUNNING}
-ERROR_RESPONSES = {400: {"description": "bad query parameters"}, 404: {"description": "not found"}}
-CONTROL_RESPONSES = {401: {"description": "missing or wrong token"}, 403: {"description": "control refused"},
-                     409: {"description": "no ledger yet"}, 415: {"description": "the body must be JSON"}}
+BAD_REQUEST = {400: {"description": "bad query parameters (an unknown one, or since after until)", "model": S.Problem}}
+ERROR_RESPONSES = {404: {"description": "not found", "model": S.Problem}}
+CONTROL_RESPONSES = {401: {"description": "missing or wrong token", "model": S.Problem},
+                     403: {"description": "control refused", "model": S.Problem},
+                     409: {"description": "no ledger yet", "model": S.Problem}}
 
 
 def control_policy(settings: Settings) -> S.Control:
@@ -100,7 +102,8 @@ def create_app(settings: Settings, *, market: Any | None = None,
     policy = control_policy(settings)
     reports_dir = Path(settings.dashboard.reports_dir)
 
-    app = FastAPI(title="B3 cascade agent dashboard", version="1",
+    app = FastAPI(title="B3 cascade agent dashboard", version="1", dependencies=[Depends(no_unknown_query)],
+                  responses=BAD_REQUEST,
                   description="Read-only views of the agent's decisions, funnel, portfolio and health; the kill "
                               "switch is the one write. Simulation (paper trading) only.")
 
@@ -129,7 +132,7 @@ def create_app(settings: Settings, *, market: Any | None = None,
     # ------------------------------------------------------------------ decisions
 
     @app.get("/api/decisions/latest", response_model=S.LatestDecisions, tags=["decisions"])
-    def latest_decisions(origin: Annotated[str | None, Query(pattern=ORIGINS)] = None):
+    def latest_decisions(origin: Annotated[str, Query(pattern=ORIGINS)] = None):
         """The latest decision per ticker (BUY/HOLD, confidence, where it was discarded)."""
         latest = records.latest_per_ticker(origin)
         defaults = sorted({d for s in latest for d in s.defaults_in_use})
@@ -137,10 +140,10 @@ def create_app(settings: Settings, *, market: Any | None = None,
                 "skipped_lines": records.skipped}
 
     @app.get("/api/decisions", response_model=S.DecisionPage, responses=ERROR_RESPONSES, tags=["decisions"])
-    def list_decisions(ticker: Annotated[str | None, Query(pattern=TICKER)] = None,
-                       since: date | None = None, until: date | None = None,
-                       decision: Annotated[str | None, Query(pattern="^(BUY|HOLD)$")] = None,
-                       origin: Annotated[str | None, Query(pattern=ORIGINS)] = None,
+    def list_decisions(ticker: Annotated[str, Query(pattern=TICKER)] = None,
+                       since: Annotated[date, Query()] = None, until: Annotated[date, Query()] = None,
+                       decision: Annotated[str, Query(pattern="^(BUY|HOLD)$")] = None,
+                       origin: Annotated[str, Query(pattern=ORIGINS)] = None,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0):
         """Decisions newest first, filtered by ticker, B3 date range, outcome and origin."""
@@ -152,7 +155,7 @@ def create_app(settings: Settings, *, market: Any | None = None,
 
     @app.get("/api/decisions/{decision_id}", response_model=S.DecisionDetail, responses=ERROR_RESPONSES,
              tags=["decisions"])
-    def decision_detail(decision_id: Annotated[str, PathParam(pattern=DECISION_ID)], ts: datetime | None = None):
+    def decision_detail(decision_id: Annotated[str, PathParam(pattern=DECISION_ID)], ts: Annotated[datetime, Query()] = None):
         """One decision in full: every layer's model, score, reason and latency, and the snapshots."""
         if ts is not None and ts.tzinfo is None:
             raise HTTPException(400, "ts needs a time zone, e.g. 2025-06-30T12:31:51-03:00")
@@ -168,9 +171,9 @@ def create_app(settings: Settings, *, market: Any | None = None,
         return {"record": record, "occurrences": occurrences, "order_status": status, "order_note": note}
 
     @app.get("/api/funnel", response_model=S.Funnel, responses=ERROR_RESPONSES, tags=["decisions"])
-    def funnel_view(since: date | None = None, until: date | None = None,
-                    ticker: Annotated[str | None, Query(pattern=TICKER)] = None,
-                    origin: Annotated[str | None, Query(pattern=ORIGINS)] = None, unique: bool = True):
+    def funnel_view(since: Annotated[date, Query()] = None, until: Annotated[date, Query()] = None,
+                    ticker: Annotated[str, Query(pattern=TICKER)] = None,
+                    origin: Annotated[str, Query(pattern=ORIGINS)] = None, unique: bool = True):
         """Per layer, how many decisions reached it, passed, were discarded or failed (default: the last 7 days)."""
         since, until = period(since, until, 7)
         chosen = records.select(ticker=ticker.upper() if ticker else None, since=since, until=until, origin=origin)
@@ -192,7 +195,7 @@ def create_app(settings: Settings, *, market: Any | None = None,
 
     @app.get("/api/trades", response_model=S.Trades, tags=["portfolio"])
     def trades(limit: Annotated[int, Query(ge=1, le=5000)] = 200,
-               ticker: Annotated[str | None, Query(pattern=TICKER)] = None):
+               ticker: Annotated[str, Query(pattern=TICKER)] = None):
         """Fills, newest first; closes carry their P&L. The totals cover every close, not only this page."""
         try:
             rows = ledger.trades()
@@ -250,7 +253,7 @@ def create_app(settings: Settings, *, market: Any | None = None,
     @app.post("/api/kill-switch", response_model=S.KillSwitchResult, responses=CONTROL_RESPONSES,
               tags=["kill switch"])
     def set_kill_switch(request: Request, command: Annotated[S.KillSwitchCommand, Body()],
-                        authorization: Annotated[str | None, Header()] = None):
+                        authorization: Annotated[str, Header()] = None):
         """Halt, stop new buys, or resume (as ``python -m agent.loop --halt/--no-new-buys/--resume``)."""
         check_same_origin(request)
         if not policy.enabled:
@@ -272,10 +275,8 @@ def create_app(settings: Settings, *, market: Any | None = None,
         return {"changed": changed, "state": state.value}
 
     def check_same_origin(request: Request) -> None:
-        """Refuse a POST a web page on another site makes the browser send (a JSON body forces a preflight
-        it cannot pass; a form-encoded one is refused here)."""
-        if not request.headers.get("content-type", "").lower().startswith("application/json"):
-            raise HTTPException(415, "send the command as JSON (Content-Type: application/json)")
+        """Refuse a POST that a page on another site makes the browser send. (A form or text body is
+        already refused as not JSON, and a cross-site JSON body needs a CORS preflight this app never grants.)"""
         origin = request.headers.get("origin")
         if origin and urlsplit(origin).netloc != request.headers.get("host"):
             raise HTTPException(403, f"cross-site request from {origin} refused")
@@ -342,6 +343,19 @@ def create_app(settings: Settings, *, market: Any | None = None,
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/vendor/plotly.min.js", plotly_js, include_in_schema=False)
     return app
+
+
+def no_unknown_query(request: Request) -> None:
+    """A misspelt filter (``?tikcer=PETR4``) is an error, not silently ignored."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed = {p.alias for p in dependant.query_params}
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise HTTPException(400, f"unknown query parameter(s) {', '.join(unknown)}; this endpoint takes "
+                                 f"{', '.join(sorted(allowed)) or 'none'}")
 
 
 def page_handler(name: str) -> Callable[..., FileResponse]:

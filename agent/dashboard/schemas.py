@@ -8,6 +8,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 
+class Problem(BaseModel):
+    detail: str  # what was wrong, in words
+
+
 class LayerBrief(BaseModel):
     layer: str
     passed: bool
