@@ -342,6 +342,7 @@ def create_app(settings: Settings, *, market: Any | None = None,
     app.add_api_route("/decision/{decision_id}", page_handler("decision.html"), include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/vendor/plotly.min.js", plotly_js, include_in_schema=False)
+    app.add_api_route("/favicon.ico", lambda: Response(status_code=204), include_in_schema=False)
     return app
 
 
@@ -349,8 +350,8 @@ def no_unknown_query(request: Request) -> None:
     """A misspelt filter (``?tikcer=PETR4``) is an error, not silently ignored."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
-    if dependant is None:
-        return
+    if dependant is None or not request.url.path.startswith("/api/"):
+        return  # the pages read their own parameters (a decision page's ?ts=) in the browser
     allowed = {p.alias for p in dependant.query_params}
     unknown = sorted(set(request.query_params) - allowed)
     if unknown:

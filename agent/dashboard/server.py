@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from loguru import logger
@@ -35,9 +36,9 @@ class DashboardServer:
         self.thread.join(timeout)
 
 
-def uvicorn_config(settings: Settings, port: int | None = None) -> uvicorn.Config:
+def uvicorn_config(settings: Settings, port: int | None = None, app: Any | None = None) -> uvicorn.Config:
     d = settings.dashboard
-    return uvicorn.Config(create_app(settings), host=d.bind, port=d.port if port is None else port,
+    return uvicorn.Config(app or create_app(settings), host=d.bind, port=d.port if port is None else port,
                           log_level="warning", access_log=False, lifespan="off")
 
 
@@ -48,10 +49,11 @@ def announce(settings: Settings, url: str) -> None:
                        settings.dashboard.bind)
 
 
-def serve_in_thread(settings: Settings, port: int | None = None, timeout: float = 10.0) -> DashboardServer | None:
+def serve_in_thread(settings: Settings, port: int | None = None, timeout: float = 10.0,
+                    app: Any | None = None) -> DashboardServer | None:
     """Start the dashboard beside the loop (port 0: any free port). None, logged, if it cannot start:
-    the loop runs on without it."""
-    server = uvicorn.Server(uvicorn_config(settings, port))
+    the loop runs on without it. ``app``: an app already made (tests give one with a fixed clock)."""
+    server = uvicorn.Server(uvicorn_config(settings, port, app))
     server.install_signal_handlers = lambda: None  # the loop owns SIGINT/SIGTERM  (uvicorn < 0.29)
     thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
     thread.start()
