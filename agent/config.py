@@ -270,6 +270,10 @@ class DashboardSettings(_Strict):
     port: int = Field(8050, ge=1, le=65535)
     poll_s: float = Field(5.0, ge=1.0, le=3600.0)  # how often the pages refresh their data
     reports_dir: Path = Path("reports")  # backtest reports (python -m agent.backtest --report reports/NAME)
+    # host names a reverse proxy on this machine may send (on loopback, other Host headers are refused)
+    allowed_hosts: tuple[str, ...] = ()
+
+    _split_hosts = field_validator("allowed_hosts", mode="before")(comma_list)
 
     @property
     def loopback(self) -> bool:
@@ -288,6 +292,13 @@ class Secrets(_Strict):
     telegram_token: SecretStr | None = None
     smtp_password: SecretStr | None = None
     dashboard_token: SecretStr | None = None  # halt/resume from the dashboard beyond loopback
+
+    @field_validator("dashboard_token")
+    @classmethod
+    def _long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')")
+        return v
 
 
 class Settings(_Strict):
@@ -440,6 +451,7 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "DASHBOARD_BIND": ("dashboard", "bind"),
     "DASHBOARD_PORT": ("dashboard", "port"),
     "BACKTEST_REPORTS_DIR": ("dashboard", "reports_dir"),
+    "DASHBOARD_ALLOWED_HOSTS": ("dashboard", "allowed_hosts"),
     "BRAPI_TOKEN": ("secrets", "brapi_token"),
     "TELEGRAM_TOKEN": ("secrets", "telegram_token"),
     "SMTP_PASSWORD": ("secrets", "smtp_password"),

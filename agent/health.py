@@ -16,12 +16,15 @@ CREATE TABLE IF NOT EXISTS loop_cycles (
     seq INTEGER NOT NULL, ts TEXT NOT NULL, cycle INTEGER NOT NULL, took_s DOUBLE PRECISION NOT NULL,
     buy INTEGER NOT NULL, hold INTEGER NOT NULL, failed INTEGER NOT NULL, skipped INTEGER NOT NULL,
     interrupted INTEGER NOT NULL, error TEXT, interval_s DOUBLE PRECISION NOT NULL, provider TEXT NOT NULL,
-    data_source TEXT NOT NULL, last_bars TEXT NOT NULL);
+    data_source TEXT NOT NULL, last_bars TEXT NOT NULL, sleeping_until TEXT);
 """
 KEEP_CYCLES = 5000  # about 17 days at the default 5-minute interval
 
 
 class LoopHealth:
+    COLUMNS = ("seq", "ts", "cycle", "took_s", "buy", "hold", "failed", "skipped", "interrupted", "error", "interval_s",
+               "provider", "data_source", "last_bars", "sleeping_until")
+
     def __init__(self, db: Database):
         self.db = db
         self.db.script(SCHEMA)
@@ -29,19 +32,21 @@ class LoopHealth:
 
     def record(self, *, ts: str, cycle: int, took_s: float, counts: dict[str, int], interrupted: bool,
                error: str | None, interval_s: float, provider: str, data_source: str,
-               last_bars: dict[str, str]) -> None:
-        """One finished (or failed) cycle. Old rows beyond KEEP_CYCLES are dropped in the same transaction."""
+               last_bars: dict[str, str], sleeping_until: str | None = None) -> None:
+        """One finished (or failed) cycle, or the loop going to sleep until B3 opens (``sleeping_until``).
+        Old rows beyond KEEP_CYCLES are dropped in the same transaction."""
         with self.db.write("ledger") as db:
             seq = next_seq(db, "loop_cycles")
-            db.execute("INSERT INTO loop_cycles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            db.execute("INSERT INTO loop_cycles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        (seq, ts, cycle, took_s, counts.get("BUY", 0), counts.get("HOLD", 0), counts.get("failed", 0),
                         counts.get("skipped", 0), int(interrupted), error, interval_s, provider, data_source,
-                        json.dumps(last_bars, sort_keys=True)))
+                        json.dumps(last_bars, sort_keys=True), sleeping_until))
             db.execute("DELETE FROM loop_cycles WHERE seq <= ?", (seq - KEEP_CYCLES,))
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The last ``limit`` cycles, newest first."""
-        return self.decode(self.db.execute("SELECT * FROM loop_cycles ORDER BY seq DESC LIMIT ?", (limit,)))
+        return self.decode(self.db.execute(f"SELECT {', '.join(self.COLUMNS)} FROM loop_cycles ORDER BY seq DESC "
+                                           "LIMIT ?", (limit,)))
 
     @staticmethod
     def decode(rows) -> list[dict[str, Any]]:

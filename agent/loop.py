@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Callable
 
 from loguru import logger
@@ -283,14 +284,18 @@ class TradingLoop:
             self.deps.sink.prune(self.settings.logging.retention_days, today)
             self._pruned_on = today
 
-    def _record_health(self, r: CycleReport) -> None:
-        """The cycle in the database, for the dashboard (a failure here is logged, never fatal)."""
+    def _record_health(self, r: CycleReport, sleeping_for: float | None = None) -> None:
+        """The cycle (or a sleep until B3 opens) in the database, for the dashboard; a failure here is
+        logged, never fatal."""
+        now = self.deps.clock().astimezone(B3_TZ)
+        wake = (now + timedelta(seconds=sleeping_for)).isoformat(timespec="seconds") if sleeping_for else None
         try:
             self.health.record(
-                ts=self.deps.clock().astimezone(B3_TZ).isoformat(timespec="seconds"), cycle=r.number,
+                ts=now.isoformat(timespec="seconds"), cycle=r.number,
                 took_s=r.took_s, counts=r.counts, interrupted=r.interrupted, error=r.error,
                 interval_s=self.settings.analysis_interval_s, provider=self.deps.provider.name,
-                data_source=self.deps.market.name, last_bars={t: d.isoformat() for t, d in self._last_bar.items()})
+                data_source=self.deps.market.name, last_bars={t: d.isoformat() for t, d in self._last_bar.items()},
+                sleeping_until=wake)
         except Exception as exc:  # noqa: BLE001 - e.g. a locked database: the loop goes on
             COUNTERS.inc("cycle_errors_total", kind=f"heartbeat_{type(exc).__name__}")
             logger.error("heartbeat not recorded: {}", describe(exc))
@@ -330,6 +335,7 @@ class TradingLoop:
             closed_for = self._seconds_until_open()
             if closed_for:
                 logger.info("B3 is closed: sleeping {:.0f} min until the next session opens", closed_for / 60)
+                self._record_health(CycleReport(self.cycle), sleeping_for=closed_for)
                 if watchdog:
                     watchdog.expect_within(closed_for + stall_after)
                 if self.wait(closed_for):

@@ -27,13 +27,16 @@ def populated(tmp_path_factory):
     return populate(tmp, tmp / "ledger.db")
 
 
+LOCAL = "http://127.0.0.1:8050"  # on loopback the app answers loopback host names only
+
+
 @pytest.fixture
 def client(populated):
-    return TestClient(create_app(populated.settings, clock=lambda: populated.now))
+    return client_for(populated.settings, populated.now)
 
 
 def client_for(settings, now, **kw) -> TestClient:
-    return TestClient(create_app(settings, clock=lambda: now, **kw))
+    return TestClient(create_app(settings, clock=lambda: now, **kw), base_url=LOCAL)
 
 
 # ---------------------------------------------------------------- decisions
@@ -135,7 +138,9 @@ def test_the_funnel_counts_what_the_records_say(client, populated):
 def test_the_funnel_defaults_to_the_last_seven_days(client, populated):
     body = client.get("/api/funnel").json()
     until = populated.now.date()
-    assert body["until"] == until.isoformat() and body["since"] == (until - timedelta(days=7)).isoformat()
+    assert body["until"] == until.isoformat() and body["since"] == (until - timedelta(days=6)).isoformat()
+    early = client.get("/api/funnel", params={"until": "0001-01-03"})  # no date before year 1 to start from
+    assert early.status_code == 200 and early.json()["since"] == "0001-01-01"
 
 
 # ---------------------------------------------------------------- portfolio
@@ -202,7 +207,7 @@ def test_health_reports_the_last_cycle_and_goes_stalled_when_cycles_stop(client,
     assert {s["ticker"]: s["age_days"] for s in body["staleness"]} == {t: 0 for t in TICKERS}
     assert body["errors_log"][-1] == "2025-06-27 ERROR line 39" and len(body["errors_log"]) == 30
     later = client_for(populated.settings, populated.now + timedelta(hours=2)).get("/api/health").json()
-    assert later["status"] == "stalled" and "no cycle for" in later["status_reason"]
+    assert later["status"] == "stalled" and "nothing from the loop for" in later["status_reason"]
     late = client_for(populated.settings, populated.now + timedelta(minutes=9)).get("/api/health").json()
     assert late["status"] == "late"
 

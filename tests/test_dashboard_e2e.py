@@ -7,13 +7,16 @@ switch, and that untrusted record text stays text. Screenshots go to B3_ARTIFACT
 from __future__ import annotations
 
 import os
-import shutil
+import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+import pandas as pd
+
 from agent.dashboard.app import create_app
+from agent.report import write_report
 from agent.dashboard.server import serve_in_thread
 from agent.kill_switch import KillSwitch, TradingState
 from agent.sink import DecisionSink
@@ -52,6 +55,12 @@ def site(tmp_path_factory):
     require_shared_data()
     tmp = tmp_path_factory.mktemp("e2e")
     p = populate(tmp, tmp / "ledger.db", **{"dashboard.poll_s": 1.0})
+    days = pd.bdate_range("2024-01-02", periods=40)
+    equity = pd.Series([100_000 + 50 * i for i in range(40)], index=days, dtype=float)
+    write_report(p.settings.dashboard.reports_dir / "quant-petr4", title="PETR4 quant", equity=equity,
+                 baseline_equity={"buy_and_hold:PETR4": equity * 1.01}, metrics={"total_return": 0.021, "trades": 0},
+                 baselines={"buy_and_hold:PETR4": {"total_return": 0.0296}}, trades=[], prices={},
+                 meta={"mode": "quant", "tickers": ["PETR4"], "start": "2024-01-02", "end": "2024-02-26"})
     now = [p.now]
     app = create_app(p.settings, clock=lambda: now[0])
     server = serve_in_thread(p.settings, port=0, app=app)
@@ -141,6 +150,14 @@ def test_the_latest_decisions_and_a_click_into_one(browser, site):
     assert "rsi" in indicators and "macd" in indicators
     assert "stop" in text_of(browser, "risk")
     screenshot(browser, "decision")
+
+    # the hostile LLM reason, on the detail page too: text, never markup
+    itub4 = [r for r in p.records if r["ticker"] == "ITUB4"][-1]
+    browser.get(f"{base}/decision/{itub4['decision_id']}")
+    wait_for(browser, "#layers tr[data-layer]")
+    assert "<script>" in texts(browser, "#layers tr[data-layer]", "layer")["sentiment"]
+    assert "<img src=x" in text_of(browser, "decision-reason")
+    assert browser.execute_script("return document.body.dataset.pwned") is None
     assert severe_console_errors(browser) == []
 
 
@@ -185,8 +202,16 @@ def test_the_funnel_portfolio_health_and_backtest_pages_draw_their_data(browser,
     wait_for(browser, "#cycles-chart .main-svg")
 
     browser.get(base + "/backtests")
-    wait_until(browser, lambda d: "No reports yet" in text_of(d, "reports"), "no backtests view")
+    wait_for(browser, "#reports tr[data-report='quant-petr4']")
+    row = texts(browser, "#reports tr[data-report]", "report")["quant-petr4"]
+    assert "quant" in row and "PETR4" in row and "2.1%" in row and "buy_and_hold:PETR4 3.0%" in row
     assert severe_console_errors(browser) == []
+    # the report page itself, sandboxed: its charts still load
+    browser.get(base + "/reports/quant-petr4/report.html")
+    wait_until(browser, lambda d: d.execute_script(
+        "const imgs = Array.from(document.images); return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0)"),
+        "the report's charts did not load")
+    screenshot(browser, "backtest-report")
 
 
 def test_halt_and_resume_from_the_page(browser, site):
@@ -207,7 +232,9 @@ def test_halt_and_resume_from_the_page(browser, site):
     assert KillSwitch(p.settings.store).history()[-1]["changed_by"] == "dashboard"
 
 
-def test_chromium_is_debians(browser):
-    """The browser the tests drive is the distribution's (the issue asks for Debian's chromium package)."""
-    assert shutil.which("chromium") == CHROMIUM or Path(CHROMIUM).is_file()
-    assert "chrome" in browser.capabilities["browserName"].lower()
+def test_the_browser_is_debians_chromium(browser):
+    """The browser the tests drive is the distribution's package, at the version the driver reports."""
+    owner = subprocess.run(["dpkg-query", "-S", CHROMIUM], capture_output=True, text=True)
+    assert owner.returncode == 0 and owner.stdout.startswith("chromium"), owner.stdout + owner.stderr
+    package = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "chromium"], capture_output=True, text=True).stdout
+    assert package.split(".")[0] == browser.capabilities["browserVersion"].split(".")[0]

@@ -17,7 +17,8 @@ from tests.dashboard_store import populate
 def dashboard_app(tmp_path_factory):
     require_shared_data()
     tmp = tmp_path_factory.mktemp("schema")
-    p = populate(tmp, tmp / "ledger.db", sessions=4)
+    # schemathesis' ASGI client sends Host: testserver (the app refuses other names on loopback)
+    p = populate(tmp, tmp / "ledger.db", sessions=4, **{"dashboard.allowed_hosts": "testserver"})
     return create_app(p.settings, clock=lambda: p.now)
 
 

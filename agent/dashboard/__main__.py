@@ -10,7 +10,7 @@ import uvicorn
 
 from agent.cli import exit_code
 from agent.config import load_settings
-from agent.dashboard.server import announce, uvicorn_config
+from agent.dashboard.server import announce, url_of, uvicorn_config
 from agent.errors import ConfigError
 from agent.log import setup_logging
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code(exc)
     setup_logging(settings, to_file=False)
     config = uvicorn_config(settings)
-    announce(settings, f"http://{config.host}:{config.port}/")
+    announce(settings, url_of(config.host, config.port))
     uvicorn.Server(config).run()
     return 0
 

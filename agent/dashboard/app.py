@@ -21,11 +21,12 @@ import pandas as pd
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path as PathParam, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from loguru import logger
 
-from agent.config import Settings
+from agent.config import LOOPBACK, Settings
 from agent.dashboard import schemas as S
-from agent.dashboard.ledger import LedgerReader, NoLedger
+from agent.dashboard.ledger import LedgerReader, LedgerUnreachable, NoLedger
 from agent.dashboard.records import RecordIndex, funnel
 from agent.kill_switch import TradingState
 from agent.sink import B3_TZ, DecisionSink
@@ -44,7 +45,8 @@ BAD_REQUEST = {400: {"description": "bad query parameters (an unknown one, or si
 ERROR_RESPONSES = {404: {"description": "not found", "model": S.Problem}}
 CONTROL_RESPONSES = {401: {"description": "missing or wrong token", "model": S.Problem},
                      403: {"description": "control refused", "model": S.Problem},
-                     409: {"description": "no ledger yet", "model": S.Problem}}
+                     409: {"description": "no ledger yet, or one made by an older version", "model": S.Problem},
+                     503: {"description": "the ledger cannot be reached now", "model": S.Problem}}
 
 
 def control_policy(settings: Settings) -> S.Control:
@@ -103,13 +105,21 @@ def create_app(settings: Settings, *, market: Any | None = None,
     reports_dir = Path(settings.dashboard.reports_dir)
 
     app = FastAPI(title="B3 cascade agent dashboard", version="1", dependencies=[Depends(no_unknown_query)],
-                  responses=BAD_REQUEST,
+                  responses=BAD_REQUEST, docs_url=None, redoc_url=None,  # Swagger/ReDoc load from a CDN: offline
                   description="Read-only views of the agent's decisions, funnel, portfolio and health; the kill "
                               "switch is the one write. Simulation (paper trading) only.")
+
+    if settings.dashboard.loopback:
+        # on loopback only loopback names are served: a web page whose DNS name rebinds to 127.0.0.1 gets nothing
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=sorted(LOOPBACK | {"[::1]", *settings.dashboard.allowed_hosts}))
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
         response = await call_next(request)
+        if request.url.path.startswith("/reports/"):
+            # report pages are files on disk: shown in a sandbox (no scripts, no access to this origin)
+            response.headers["Content-Security-Policy"] = ("sandbox; default-src 'none'; img-src 'self' data:; "
+                                                           "style-src 'unsafe-inline'")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
@@ -124,7 +134,8 @@ def create_app(settings: Settings, *, market: Any | None = None,
     def period(since: date | None, until: date | None, default_days: int) -> tuple[date, date]:
         today = clock().astimezone(B3_TZ).date()
         until = until or today
-        since = since or until - timedelta(days=default_days)
+        if since is None:
+            since = until - timedelta(days=default_days - 1) if until - date.min >= timedelta(days=default_days) else date.min
         if since > until:
             raise HTTPException(400, f"since ({since}) is after until ({until})")
         return since, until
@@ -174,7 +185,8 @@ def create_app(settings: Settings, *, market: Any | None = None,
     def funnel_view(since: Annotated[date, Query()] = None, until: Annotated[date, Query()] = None,
                     ticker: Annotated[str, Query(pattern=TICKER)] = None,
                     origin: Annotated[str, Query(pattern=ORIGINS)] = None, unique: bool = True):
-        """Per layer, how many decisions reached it, passed, were discarded or failed (default: the last 7 days)."""
+        """Per layer, how many decisions reached it, passed, were discarded or failed (default: the last 7 days,
+        today included). ``unique``: each decision once (its BUY, if the loop bought on that bar)."""
         since, until = period(since, until, 7)
         chosen = records.select(ticker=ticker.upper() if ticker else None, since=since, until=until, origin=origin)
         return {"since": since.isoformat(), "until": until.isoformat(), "unique": unique, **funnel(chosen, unique)}
@@ -222,8 +234,11 @@ def create_app(settings: Settings, *, market: Any | None = None,
         if not rows:
             return {"available": False, "note": "no equity marked yet: the loop marks the portfolio each cycle",
                     **empty}
-        points = [{"day": r["day"], "equity": r["equity"], "peak": r["peak"],
-                   "drawdown": (r["peak"] - r["equity"]) / r["peak"] if r["peak"] else 0.0} for r in rows]
+        points, peak = [], 0.0
+        for r in rows:  # the curve's own running peak: the kill switch's restarts when a person resumes
+            peak = max(peak, r["equity"])
+            points.append({"day": r["day"], "equity": r["equity"], "peak": peak,
+                           "drawdown": (peak - r["equity"]) / peak if peak > 0 else 0.0})
         first = date.fromisoformat(rows[0]["day"])
         close, source, note = benchmark.closes(first)
         bench = []
@@ -260,16 +275,19 @@ def create_app(settings: Settings, *, market: Any | None = None,
             raise HTTPException(403, policy.why)
         if policy.token_required:
             token = settings.secrets.dashboard_token.get_secret_value() if settings.secrets.dashboard_token else ""
-            given = (authorization or "").removeprefix("Bearer ").strip()
-            if not given or not hmac.compare_digest(given.encode(), token.encode()):
+            scheme, _, given = (authorization or "").strip().partition(" ")
+            if scheme.lower() != "bearer" or not given.strip() or \
+                    not hmac.compare_digest(given.strip().encode(), token.encode()):
                 raise HTTPException(401, "halt and resume need the dashboard token (DASHBOARD_TOKEN) as a Bearer token")
         state = ACTIONS[command.action]
         reason = command.reason.strip() or f"{command.action.replace('_', ' ')} from the dashboard"
         try:
-            ledger.db()
+            changed = ledger.set_state(state, reason, "dashboard",
+                                       clock().astimezone(B3_TZ).isoformat(timespec="seconds"))
+        except LedgerUnreachable as exc:
+            raise HTTPException(503, str(exc)) from None
         except NoLedger as exc:
             raise HTTPException(409, str(exc)) from None
-        changed = ledger.set_state(state, reason, "dashboard", clock().astimezone(B3_TZ).isoformat(timespec="seconds"))
         logger.warning("dashboard: kill switch {} requested from {}: {}", state.value,
                        request.client.host if request.client else "?", "changed" if changed else "already so")
         return {"changed": changed, "state": state.value}
@@ -277,6 +295,9 @@ def create_app(settings: Settings, *, market: Any | None = None,
     def check_same_origin(request: Request) -> None:
         """Refuse a POST that a page on another site makes the browser send. (A form or text body is
         already refused as not JSON, and a cross-site JSON body needs a CORS preflight this app never grants.)"""
+        site = request.headers.get("sec-fetch-site")
+        if site and site not in ("same-origin", "none"):
+            raise HTTPException(403, f"cross-site request ({site}) refused")
         origin = request.headers.get("origin")
         if origin and urlsplit(origin).netloc != request.headers.get("host"):
             raise HTTPException(403, f"cross-site request from {origin} refused")
@@ -294,17 +315,21 @@ def create_app(settings: Settings, *, market: Any | None = None,
         except NoLedger as exc:
             return {"available": False, "note": str(exc), "status": "unknown", "status_reason": str(exc),
                     "last_cycle": None, "age_s": None, "cycles": [], **base}
+        finished = [r for r in rows if not r["sleeping_until"]]
         if not rows:
             return {"available": True, "note": None, "status": "never_ran", "status_reason": "no cycle recorded yet",
                     "last_cycle": None, "age_s": None, "cycles": [], **base}
-        last = rows[0]
-        age = max((now - datetime.fromisoformat(last["ts"])).total_seconds(), 0.0)
-        stall_after = settings.loop.stall_after_intervals * last["interval_s"]
-        if last["error"]:
-            status, why = "late", f"the last cycle failed: {last['error']}"
+        newest, last = rows[0], (finished[0] if finished else rows[0])
+        age = max((now - datetime.fromisoformat(newest["ts"])).total_seconds(), 0.0)
+        stall_after = settings.loop.stall_after_intervals * newest["interval_s"]
+        wake = datetime.fromisoformat(newest["sleeping_until"]) if newest["sleeping_until"] else None
+        if wake is not None and now < wake + timedelta(seconds=stall_after):
+            status, why = "sleeping", f"B3 is closed: the loop sleeps until {wake.isoformat()}"
         elif age > stall_after:
-            status, why = "stalled", (f"no cycle for {age:.0f}s (stall after {stall_after:.0f}s; the loop may be "
-                                      "stopped, or B3 closed with a live source)")
+            status, why = "stalled", (f"nothing from the loop for {age:.0f}s (stall after {stall_after:.0f}s): "
+                                      "it may be stopped or hung")
+        elif last["error"]:
+            status, why = "late", f"the last cycle failed: {last['error']}"
         elif age > 1.5 * last["interval_s"] + last["took_s"]:
             status, why = "late", f"the last cycle finished {age:.0f}s ago; one is expected every {last['interval_s']:.0f}s"
         else:
@@ -312,8 +337,9 @@ def create_app(settings: Settings, *, market: Any | None = None,
         today = now.astimezone(B3_TZ).date()
         staleness = [{"ticker": t, "last_bar": d, "age_days": (today - date.fromisoformat(d)).days}
                      for t, d in sorted(last["last_bars"].items())]
-        return {"available": True, "note": None, "status": status, "status_reason": why, "last_cycle": last,
-                "age_s": age, "cycles": rows, **{**base, "staleness": staleness}}
+        return {"available": True, "note": None, "status": status, "status_reason": why,
+                "last_cycle": last if finished else None, "age_s": age, "cycles": finished,
+                **{**base, "staleness": staleness}}
 
     # ------------------------------------------------------------------ backtests
 
@@ -322,8 +348,13 @@ def create_app(settings: Settings, *, market: Any | None = None,
         """Reports under dashboard.reports_dir (python -m agent.backtest --report DIR), newest first."""
         out = []
         if reports_dir.is_dir():
-            for folder in (p for p in reports_dir.iterdir() if p.is_dir() and (p / "metrics.json").is_file()):
-                out.append(report_summary(folder))
+            for folder in reports_dir.iterdir():
+                try:
+                    folder.name.encode("utf-8")
+                    if folder.is_dir() and (folder / "metrics.json").is_file():
+                        out.append(report_summary(folder))
+                except (UnicodeError, OSError):  # a name the page cannot carry, or a folder gone meanwhile
+                    continue
         out.sort(key=lambda r: r["modified"], reverse=True)
         return {"reports_dir": str(reports_dir.resolve()), "reports": out}
 
@@ -393,14 +424,8 @@ def report_summary(folder: Path) -> dict[str, Any]:
     modified = datetime.fromtimestamp((folder / "metrics.json").stat().st_mtime, B3_TZ).isoformat(timespec="seconds")
     html = f"/reports/{folder.name}/report.html" if (folder / "report.html").is_file() else None
     try:
-        payload = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-        meta, metrics = payload.get("meta") or {}, payload.get("metrics") or {}
-        summary = {k: meta.get(k) for k in ("mode", "tickers", "start", "end", "provider", "data_source")}
-        summary.update({k: metrics.get(k) for k in ("total_return", "cagr", "sharpe", "max_drawdown", "trades",
-                                                    "win_rate", "profit_factor", "llm_calls_per_decision")})
-        summary["baselines"] = {name: (b or {}).get("total_return") for name, b in (payload.get("baselines") or {}).items()}
-        summary["warnings"] = len(payload.get("warnings") or [])
-        return {"name": folder.name, "modified": modified, "html": html, "metrics": summary, "note": None}
-    except (OSError, ValueError, AttributeError) as exc:
+        summary = S.ReportSummary.from_payload(json.loads((folder / "metrics.json").read_text(encoding="utf-8")))
+        return {"name": folder.name, "modified": modified, "html": html, "metrics": summary.model_dump(), "note": None}
+    except (OSError, ValueError, RecursionError) as exc:  # unreadable, not JSON, or not a report's shape
         return {"name": folder.name, "modified": modified, "html": html, "metrics": None,
                 "note": f"metrics.json unreadable: {type(exc).__name__}"}

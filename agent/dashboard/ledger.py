@@ -2,7 +2,8 @@
 the loop's heartbeat, from the database the loop writes (DATABASE_PATH, or DATABASE_URL).
 
 Reading never creates anything: before the loop's first run there is no database (or no table
-yet), and every view says so instead of failing.
+yet), and every view says so instead of failing. So does a ledger that cannot be read now (Postgres
+down, a file from an older version): the pages show why, never a server error.
 """
 
 from __future__ import annotations
@@ -11,21 +12,29 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
 from pydantic import SecretStr
 
 from agent.db import Database, is_postgres, open_database
+from agent.errors import ConfigError
 from agent.health import LoopHealth
 from agent.kill_switch import KillSwitch, TradingState
 
 
 class NoLedger(Exception):
-    """The loop has not created the ledger (or this table) yet."""
+    """The ledger cannot answer this view: not created yet, unreachable, or made by an older version.
+    The message says which, for the page to show."""
+
+
+class LedgerUnreachable(NoLedger):
+    """The database is there but cannot be read now (e.g. Postgres is down)."""
 
 
 class LedgerReader:
     def __init__(self, store: Path | SecretStr):
         self.store = store
         self._db: Database | None = None
+        self._inode: int | None = None  # of the SQLite file opened: one moved away and replaced is reopened
         self._lock = threading.Lock()
 
     @property
@@ -34,21 +43,49 @@ class LedgerReader:
 
     def db(self) -> Database:
         with self._lock:
-            if self._db is None:
-                if not is_postgres(self.store) and not Path(self.store).is_file():
+            inode = None
+            if not is_postgres(self.store):
+                try:
+                    inode = Path(self.store).stat().st_ino
+                except OSError:
+                    inode = None
+                if inode is None:
+                    self._close()
                     raise NoLedger(f"no ledger at {self.where} yet: start the loop (make run)")
-                self._db = open_database(self.store)
+                if self._db is not None and inode != self._inode:
+                    logger.warning("dashboard: the ledger at {} was replaced; reopening it", self.where)
+                    self._close()
+            if self._db is None:
+                try:
+                    self._db = open_database(self.store)
+                except ConfigError as exc:  # Postgres refused the connection
+                    raise LedgerUnreachable(f"the ledger ({self.where}) cannot be reached now: {exc}") from None
+                self._inode = inode
             return self._db
+
+    def _close(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            except Exception:  # noqa: BLE001 - closing a handle that is already broken
+                pass
+        self._db, self._inode = None, None
 
     def rows(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
         try:
             return [dict(r) for r in self.db().execute(sql, params).fetchall()]
         except NoLedger:
             raise
-        except Exception as exc:  # noqa: BLE001 - sqlite3/psycopg: most often "no such table" before the first cycle
-            if "no such table" in str(exc) or "does not exist" in str(exc):
+        except Exception as exc:  # noqa: BLE001 - sqlite3 and psycopg errors, told apart by their text
+            text = str(exc)
+            if "no such table" in text or ("relation" in text and "does not exist" in text):
                 raise NoLedger(f"the ledger at {self.where} has no data for this view yet") from None
-            raise
+            if "no such column" in text or ("column" in text and "does not exist" in text):
+                raise NoLedger(f"the ledger at {self.where} was made by an older version of the agent: back it up "
+                               "(make backup), move it away and restart the loop for a fresh one") from None
+            with self._lock:
+                self._close()  # a broken connection is opened afresh on the next request
+            raise LedgerUnreachable(f"the ledger ({self.where}) cannot be read now: {type(exc).__name__}") from None
 
     # ------------------------------------------------------------------ views
 
@@ -68,16 +105,23 @@ class LedgerReader:
                          "WHERE status='pending' ORDER BY seq")
 
     def trades(self) -> list[dict[str, Any]]:
-        """Every fill, newest first; closes carry their P&L and the entry they closed."""
+        """Every fill, newest first. A close carries its P&L and the entry it closed: the quantity-weighted
+        price of the opens since the ticker's previous close (pyramided adds included)."""
         rows = self.rows("SELECT trade_id, ts, bar_date, action, ticker, qty, price, fees, profit, decision_id "
                          "FROM trades ORDER BY seq")
-        opens = {r["decision_id"]: r for r in rows if r["action"] == "open"}
+        held: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
-            entry = opens.get(r["decision_id"]) if r["action"] != "open" else None
-            r["entry_price"] = entry["price"] if entry else None
-            r["entry_bar"] = entry["bar_date"] if entry else None
-            r["return"] = (r["profit"] / (entry["price"] * r["qty"])
-                           if entry and r["profit"] is not None and entry["price"] else None)
+            r["entry_price"] = r["entry_bar"] = r["return"] = None
+            if r["action"] == "open":
+                held.setdefault(r["ticker"], []).append(r)
+                continue
+            opens = held.pop(r["ticker"], [])
+            qty = sum(o["qty"] for o in opens)
+            if qty > 0:
+                r["entry_price"] = round(sum(o["qty"] * o["price"] for o in opens) / qty, 4)
+                r["entry_bar"] = opens[0]["bar_date"]
+                if r["profit"] is not None:
+                    r["return"] = r["profit"] / (r["entry_price"] * r["qty"])
         return rows[::-1]
 
     def account(self) -> dict[str, Any]:
@@ -97,8 +141,17 @@ class LedgerReader:
         return {**rows[0], "log": log}
 
     def cycles(self, limit: int) -> list[dict[str, Any]]:
-        return LoopHealth.decode(self.rows("SELECT * FROM loop_cycles ORDER BY seq DESC LIMIT ?", (limit,)))
+        return LoopHealth.decode(self.rows(f"SELECT {', '.join(LoopHealth.COLUMNS)} FROM loop_cycles "
+                                           "ORDER BY seq DESC LIMIT ?", (limit,)))
 
     def set_state(self, state: TradingState, reason: str, by: str, ts: str) -> bool:
         """The one write the dashboard makes, through the kill switch's own code (as ``--halt`` does)."""
-        return KillSwitch(self.store).set(state, reason, by, ts)
+        db = self.db()  # NoLedger when there is none yet: never create one from the dashboard
+        try:
+            return KillSwitch(db).set(state, reason, by, ts)
+        except ConfigError as exc:  # a ledger made by an older version
+            raise NoLedger(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - the database went away mid-request
+            with self._lock:
+                self._close()
+            raise LedgerUnreachable(f"the ledger ({self.where}) cannot be written now: {type(exc).__name__}") from None

@@ -9,13 +9,16 @@ in its file; the full record (layers, snapshots) is read back on demand for the 
 from __future__ import annotations
 
 import json
+import os
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from loguru import logger
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from agent.config import LAYER_NAMES
 from agent.sink import B3_TZ, DecisionSink
@@ -53,21 +56,58 @@ class Summary:
                 "layers": [{"layer": n, "passed": p, "error": e} for n, p, e in self.layers]}
 
 
-def summarize(record: dict[str, Any], path: Path, offset: int) -> Summary:
-    """Raises KeyError/ValueError/TypeError on a record that lacks what the dashboard shows."""
-    ts = datetime.fromisoformat(record["ts"])
-    if ts.tzinfo is None:
-        raise ValueError(f"ts {record['ts']!r} has no time zone")
-    reason = str(record.get("reason") or "")
+class _Layer(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    layer: str
+    passed: bool
+    error: str | None = None
+
+
+class _Shown(BaseModel):
+    """The fields of a decision record the dashboard shows, with their types: a line that does not fit
+    is counted as skipped, never shown half-broken (records are files anyone can edit)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    decision_id: str = Field(min_length=1, max_length=100)
+    ts: AwareDatetime
+    ticker: str = Field(min_length=1, max_length=20)
+    bar_date: str | None = None
+    decision: Literal["BUY", "HOLD"]
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    discarded_at: str | None = None
+    reason: str = ""
+    origin: str = "one_shot"
+    data_source: str = "?"
+    llm_provider: str = "?"
+    defaults_in_use: list[str] = Field(default_factory=list)
+    layers: list[_Layer] = Field(default_factory=list)
+
+
+def summarize(record: Any, path: Path, offset: int) -> Summary:
+    """Raises pydantic's ValidationError on a line that is not a decision record the dashboard can show."""
+    r = _Shown.model_validate(record)
+    reason = r.reason if len(r.reason) <= REASON_CHARS else r.reason[:REASON_CHARS - 1] + "…"
     return Summary(
-        decision_id=str(record["decision_id"]), ts=ts, day=ts.astimezone(B3_TZ).date(), ticker=str(record["ticker"]),
-        bar_date=record.get("bar_date"), decision=str(record["decision"]), confidence=record.get("confidence"),
-        discarded_at=record.get("discarded_at"),
-        reason=reason if len(reason) <= REASON_CHARS else reason[:REASON_CHARS - 1] + "…",
-        origin=str(record.get("origin") or "one_shot"), data_source=str(record.get("data_source") or "?"),
-        llm_provider=str(record.get("llm_provider") or "?"), defaults_in_use=list(record.get("defaults_in_use") or []),
-        layers=[(str(r["layer"]), bool(r["passed"]), r.get("error")) for r in record.get("layers") or []],
-        path=path, offset=offset)
+        decision_id=r.decision_id, ts=r.ts, day=r.ts.astimezone(B3_TZ).date(), ticker=r.ticker, bar_date=r.bar_date,
+        decision=r.decision, confidence=r.confidence, discarded_at=r.discarded_at, reason=reason, origin=r.origin,
+        data_source=r.data_source, llm_provider=r.llm_provider, defaults_in_use=r.defaults_in_use,
+        layers=[(x.layer, x.passed, x.error) for x in r.layers], path=path, offset=offset)
+
+
+def representative(summaries: list[Summary]) -> list[Summary]:
+    """One summary per decision id, in time order: its BUY if it had one, else its latest record.
+
+    The loop re-decides an unchanged bar every cycle under the same id, and once the BUY is acted on
+    the later records say HOLD ("already acted on"). The decision on that bar was the BUY.
+    """
+    chosen: dict[str, Summary] = {}
+    for s in summaries:
+        kept = chosen.get(s.decision_id)
+        if kept is None or kept.decision != "BUY":
+            chosen[s.decision_id] = s
+    return sorted(chosen.values(), key=lambda s: s.ts)
 
 
 class RecordIndex:
@@ -77,6 +117,7 @@ class RecordIndex:
         self.sink = sink
         self._lock = threading.Lock()
         self._read_to: dict[Path, int] = {}  # bytes of each file already indexed (always at a line end)
+        self._inode: dict[Path, int] = {}  # a file replaced under the same name is indexed again
         self._by_file: dict[Path, list[Summary]] = {}
         self.skipped = 0  # lines that were not records (torn, corrupt or missing fields)
 
@@ -84,18 +125,27 @@ class RecordIndex:
         with self._lock:
             present = {path for _, path in self.sink.files()}
             for gone in set(self._by_file) - present:  # pruned by LOG_RETENTION_DAYS
-                self._by_file.pop(gone, None)
-                self._read_to.pop(gone, None)
+                self._forget(gone)
             for path in sorted(present):
                 self._read_new(path)
 
+    def _forget(self, path: Path) -> None:
+        self._by_file.pop(path, None)
+        self._read_to.pop(path, None)
+        self._inode.pop(path, None)
+
     def _read_new(self, path: Path) -> None:
-        start = self._read_to.get(path, 0)
         try:
             with open(path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if self._inode.get(path, st.st_ino) != st.st_ino or st.st_size < self._read_to.get(path, 0):
+                    logger.warning("dashboard: {} was replaced or truncated; indexing it again", path)
+                    self._forget(path)
+                self._inode[path] = st.st_ino
+                start = self._read_to.get(path, 0)
                 fh.seek(start)
                 chunk = fh.read()
-        except FileNotFoundError:
+        except OSError:  # removed between listing and reading
             return
         end = chunk.rfind(b"\n") + 1  # a line still being written is read on a later refresh
         if end <= 0:
@@ -108,7 +158,7 @@ class RecordIndex:
                 continue
             try:
                 summaries.append(summarize(json.loads(raw), path, line_at))
-            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, ValueError, TypeError) as exc:
+            except (ValueError, ValidationError, RecursionError) as exc:  # JSON, encoding, fields, nesting
                 self.skipped += 1
                 logger.warning("dashboard: {}:{} is not a decision record ({}); skipped", path, line_at,
                                type(exc).__name__)
@@ -130,8 +180,9 @@ class RecordIndex:
                 and (origin is None or s.origin == origin)]
 
     def latest_per_ticker(self, origin: str | None = None) -> list[Summary]:
+        """Each ticker's newest decision (its BUY, when the loop bought on that bar and then re-decided it)."""
         latest: dict[str, Summary] = {}
-        for s in self.select(origin=origin):
+        for s in representative(self.select(origin=origin)):
             latest[s.ticker] = s
         return sorted(latest.values(), key=lambda s: s.ticker)
 
@@ -144,33 +195,38 @@ class RecordIndex:
         if not matches:
             return None
         chosen = matches[-1]
-        with open(chosen.path, "rb") as fh:
-            fh.seek(chosen.offset)
-            return json.loads(fh.readline()), len(matches)
+        try:
+            with open(chosen.path, "rb") as fh:
+                fh.seek(chosen.offset)
+                record = json.loads(fh.readline())
+        except (OSError, ValueError, RecursionError):  # pruned or rewritten since it was indexed
+            return None
+        return (record, len(matches)) if isinstance(record, dict) and record.get("decision_id") == decision_id else None
 
 
 def funnel(summaries: list[Summary], unique: bool = True) -> dict[str, Any]:
     """How far the decisions got: per layer, how many reached it, passed, were discarded or failed.
 
-    ``unique``: count each decision id once (its latest record), since the loop re-records an unchanged
+    ``unique``: each decision id once (see ``representative``), since the loop re-records an unchanged
     bar every cycle; otherwise every record counts (what the LLM calls cost).
     """
     if unique:
-        summaries = list({s.decision_id: s for s in summaries}.values())
-    stages: list[dict[str, Any]] = []
-    before_layers = sum(1 for s in summaries if not s.layers and s.discarded_at not in (None, *LAYER_NAMES))
-    for layer in LAYER_NAMES:
-        reached = [s for s in summaries if any(n == layer for n, _, _ in s.layers)]
-        passed = sum(1 for s in reached if any(n == layer and p for n, p, _ in s.layers))
-        errors = sum(1 for s in reached if any(n == layer and e for n, _, e in s.layers))
-        stages.append({"stage": layer, "reached": len(reached), "passed": passed,
-                       "discarded": len(reached) - passed, "errors": errors})
-    after = {k: sum(1 for s in summaries if s.discarded_at == k) for k in ("decision", "portfolio")}
-    by_day: dict[str, dict[str, int]] = {}
+        summaries = representative(summaries)
+    reached, passed, errors = Counter(), Counter(), Counter()
+    ended: Counter = Counter()
+    by_day: dict[str, Counter] = {}
     for s in summaries:
-        row = by_day.setdefault(s.day.isoformat(), {})
-        key = "BUY" if s.decision == "BUY" else (s.discarded_at or "HOLD")
-        row[key] = row.get(key, 0) + 1
-    return {"decisions": len(summaries), "buy": sum(1 for s in summaries if s.decision == "BUY"),
-            "hold": sum(1 for s in summaries if s.decision != "BUY"), "stopped_before_layers": before_layers,
-            "layers": stages, "blocked_after_layers": after, "by_day": dict(sorted(by_day.items()))}
+        for name, ok, error in s.layers:
+            reached[name] += 1
+            passed[name] += ok
+            errors[name] += bool(error)
+        end = "BUY" if s.decision == "BUY" else (s.discarded_at or "HOLD")
+        ended[end] += 1
+        by_day.setdefault(s.day.isoformat(), Counter())[end] += 1
+    stages = [{"stage": layer, "reached": reached[layer], "passed": passed[layer],
+               "discarded": reached[layer] - passed[layer], "errors": errors[layer]} for layer in LAYER_NAMES]
+    before_layers = sum(n for end, n in ended.items() if end not in ("BUY", "HOLD", "decision", "portfolio", *LAYER_NAMES))
+    return {"decisions": len(summaries), "buy": ended["BUY"], "hold": len(summaries) - ended["BUY"],
+            "stopped_before_layers": before_layers,
+            "layers": stages, "blocked_after_layers": {k: ended[k] for k in ("decision", "portfolio")},
+            "by_day": {day: dict(c) for day, c in sorted(by_day.items())}}

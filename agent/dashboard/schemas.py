@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Problem(BaseModel):
@@ -186,6 +186,8 @@ class KillSwitchView(BaseModel):
 
 
 class KillSwitchCommand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     action: Literal["halt", "no_new_buys", "resume"]
     reason: str = Field("", max_length=200)
 
@@ -210,6 +212,7 @@ class Cycle(BaseModel):
     provider: str
     data_source: str
     last_bars: dict[str, str]
+    sleeping_until: str | None  # a row the loop writes when it goes to sleep until B3 opens
 
 
 class Staleness(BaseModel):
@@ -221,7 +224,7 @@ class Staleness(BaseModel):
 class Health(BaseModel):
     available: bool
     note: str | None
-    status: Literal["ok", "late", "stalled", "never_ran", "unknown"]
+    status: Literal["ok", "late", "stalled", "sleeping", "never_ran", "unknown"]
     status_reason: str
     last_cycle: Cycle | None
     age_s: float | None
@@ -231,11 +234,49 @@ class Health(BaseModel):
     skipped_record_lines: int
 
 
+class ReportSummary(BaseModel):
+    """The headline of a backtest's metrics.json (written by agent/report.py; read as untrusted)."""
+
+    mode: str | None = None
+    tickers: list[str] = Field(default_factory=list)
+    start: str | None = None
+    end: str | None = None
+    provider: str | None = None
+    data_source: str | None = None
+    total_return: float | None = None
+    cagr: float | None = None
+    sharpe: float | None = None
+    max_drawdown: float | None = None
+    trades: int | None = None
+    win_rate: float | None = None
+    profit_factor: float | None = None
+    llm_calls_per_decision: float | None = None
+    baselines: dict[str, float | None] = Field(default_factory=dict)  # name -> total return
+    warnings: int = 0
+
+    @classmethod
+    def from_payload(cls, payload: Any) -> "ReportSummary":
+        """Raises ValueError (pydantic's ValidationError) when metrics.json is not a report's shape."""
+        if not isinstance(payload, dict):
+            raise ValueError("metrics.json is not an object")
+        meta, metrics = payload.get("meta") or {}, payload.get("metrics") or {}
+        baselines = payload.get("baselines") or {}
+        if not all(isinstance(x, dict) for x in (meta, metrics, baselines)):
+            raise ValueError("metrics.json: meta, metrics and baselines must be objects")
+        return cls.model_validate({
+            **{k: meta.get(k) for k in ("mode", "tickers", "start", "end", "provider", "data_source")
+               if meta.get(k) is not None},
+            **{k: metrics.get(k) for k in ("total_return", "cagr", "sharpe", "max_drawdown", "trades", "win_rate",
+                                           "profit_factor", "llm_calls_per_decision")},
+            "baselines": {str(k): (v.get("total_return") if isinstance(v, dict) else None) for k, v in baselines.items()},
+            "warnings": len(payload.get("warnings") or [])})
+
+
 class BacktestReport(BaseModel):
     name: str
     modified: str
     html: str | None  # link to the report page, when it exists
-    metrics: dict[str, Any] | None
+    metrics: ReportSummary | None
     note: str | None
 
 

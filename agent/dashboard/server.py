@@ -20,8 +20,7 @@ class DashboardServer:
 
     @property
     def url(self) -> str:
-        cfg = self.server.config
-        return f"http://{cfg.host}:{self.port}/"
+        return url_of(self.server.config.host, self.port)
 
     @property
     def port(self) -> int:
@@ -34,6 +33,10 @@ class DashboardServer:
     def close(self, timeout: float = 5.0) -> None:
         self.server.should_exit = True
         self.thread.join(timeout)
+
+
+def url_of(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 def uvicorn_config(settings: Settings, port: int | None = None, app: Any | None = None) -> uvicorn.Config:

@@ -34,7 +34,9 @@ function el(tag, attrs, ...children) {
   }
   for (const child of children.flat()) {
     if (child === null || child === undefined) continue;
-    node.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
+    // anything that is not an element (an object from an odd record, say) is shown as text
+    node.appendChild(child instanceof Node ? child : document.createTextNode(
+      typeof child === "object" ? JSON.stringify(child) : String(child)));
   }
   return node;
 }
@@ -52,13 +54,21 @@ function table(headers, rows, emptyText) {
     el("tbody", {}, rows));
 }
 
+// Plotly renders a few HTML tags in names and labels: text from records is escaped before it gets there.
+function plain(value) {
+  return String(value === null || value === undefined ? "" : value)
+    .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+function list(value) { return Array.isArray(value) ? value : []; }
+
 const fmt = {
   num: (v, digits = 2) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("pt-BR",
     { minimumFractionDigits: digits, maximumFractionDigits: digits })),
   pct: (v, digits = 1) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(digits)}%`),
   brl: (v) => (v === null || v === undefined ? "–" : `R$ ${fmt.num(v, 2)}`),
   time: (iso) => (iso ? iso.replace("T", " ").slice(0, 19) : "–"),
-  text: (v) => (v === null || v === undefined || v === "" ? "–" : String(v)),
+  text: (v) => (v === null || v === undefined || v === "" ? "–" : typeof v === "object" ? JSON.stringify(v) : String(v)),
 };
 
 function badge(decision) {

@@ -11,7 +11,7 @@ async function refresh() {
       const baselines = Object.entries(m.baselines || {}).map(([k, v]) => `${k} ${fmt.pct(v)}`).join(", ");
       return el("tr", { "data-report": r.name },
         el("td", {}, r.html ? el("a", { href: r.html, target: "_blank", rel: "noopener" }, r.name) : r.name),
-        el("td", {}, fmt.text(m.mode)), el("td", {}, (m.tickers || []).join(", ")), el("td", {}, `${fmt.text(m.start)} → ${fmt.text(m.end)}`),
+        el("td", {}, fmt.text(m.mode)), el("td", {}, list(m.tickers).join(", ")), el("td", {}, `${fmt.text(m.start)} → ${fmt.text(m.end)}`),
         el("td", { class: "num" }, fmt.pct(m.total_return)), el("td", { class: "num" }, fmt.pct(m.max_drawdown)),
         el("td", { class: "num" }, fmt.num(m.sharpe)), el("td", { class: "num" }, fmt.text(m.trades)), el("td", {}, baselines || "–"),
         el("td", { class: "num" }, fmt.text(m.warnings)), el("td", {}, fmt.time(r.modified)));

@@ -13,8 +13,8 @@ function layerRow(r) {
   return el("tr", { "data-layer": r.layer },
     el("td", {}, r.layer), el("td", {}, `${r.model} (${r.provider})`), el("td", { class: "num" }, fmt.num(r.score, 2)),
     el("td", { class: r.passed ? "passed" : "failed" }, r.passed ? "passed" : "discarded"),
-    el("td", { class: "reason" }, r.reason), el("td", { class: "num" }, `${fmt.num(r.latency_ms, 0)} ms`),
-    el("td", {}, fmt.text(r.error)), el("td", {}, (r.flags || []).join(", ") || "–"));
+    el("td", { class: "reason" }, fmt.text(r.reason)), el("td", { class: "num" }, `${fmt.num(r.latency_ms, 0)} ms`),
+    el("td", {}, fmt.text(r.error)), el("td", {}, list(r.flags).join(", ") || "–"));
 }
 
 async function refresh() {
@@ -23,29 +23,29 @@ async function refresh() {
   const detail = await api(`/api/decisions/${encodeURIComponent(id)}${ts ? "?ts=" + encodeURIComponent(ts) : ""}`);
   const r = detail.record;
   document.title = `${r.ticker} ${r.decision} · B3 cascade agent`;
-  renderDefaults(r.defaults_in_use);
+  renderDefaults(list(r.defaults_in_use));
   fill("summary",
     el("h2", { id: "decision-title" }, `${r.ticker} `, badge(r.decision), ` on the bar of ${fmt.text(r.bar_date)}`),
-    el("p", { id: "decision-reason", class: "reason" }, r.reason),
+    el("p", { id: "decision-reason", class: "reason" }, fmt.text(r.reason)),
     keyValues({
       "decision id": r.decision_id, decided: r.ts, confidence: r.confidence, "discarded at": r.discarded_at,
       position: r.position ? `${r.position.shares} shares at ${r.position.entry}, stop ${r.position.stop}, target ${r.position.take_profit} (size factor ${r.position.size_factor})` : null,
       "paper order": detail.order_status ? `${detail.order_status}${detail.order_note ? ": " + detail.order_note : ""}` : "none",
-      "data source": r.data_source, "LLM provider": r.llm_provider, "defaults in use": (r.defaults_in_use || []).join(", ") || "none",
+      "data source": r.data_source, "LLM provider": r.llm_provider, "defaults in use": list(r.defaults_in_use).join(", ") || "none",
       origin: r.origin, "config / prompt version": `${r.config_version} / ${r.prompt_version}`,
       "recorded": `${detail.occurrences} time(s) under this id (the loop re-decides an unchanged bar each cycle)`,
     }));
   fill("layers", table(["Layer", "Model", "Score", "Outcome", "Reason", "Latency", "Error", "Flags"],
-    r.layers.map(layerRow), "No LLM layer ran: the decision stopped before the cascade (see the reason)."));
+    list(r.layers).map(layerRow), "No LLM layer ran: the decision stopped before the cascade (see the reason)."));
   fill("indicators", keyValues(r.indicators, "no indicator snapshot"));
   fill("risk", keyValues(r.risk, "no risk snapshot"));
   fill("data-report", keyValues(r.data_report, "no data report"));
   const news = r.news || {};
   fill("news", el("p", {}, fmt.text(news.summary)),
     keyValues({ provider: news.provider, selected: news.selected, errors: (news.errors || []).join("; ") || null }),
-    (news.dropped || []).length ? el("ul", { class: "dropped" }, news.dropped.map((d) => el("li", {},
+    list(news.dropped).length ? el("ul", { class: "dropped" }, news.dropped.map((d) => el("li", {},
       el("span", { class: "failed" }, "dropped: "), fmt.text(d.title), ` (${fmt.text(d.reason)})`))) : null);
-  const frames = r.timeframes || [];
+  const frames = list(r.timeframes).filter((t) => t && typeof t === "object");
   const columns = [...new Set(frames.flatMap((t) => Object.keys(t)))];
   fill("timeframes", frames.length ? table(columns, frames.map((t) => el("tr", {}, columns.map((c) =>
     el("td", {}, typeof t[c] === "number" ? fmt.num(t[c], 4) : fmt.text(t[c]))))))

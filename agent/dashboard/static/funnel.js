@@ -17,7 +17,7 @@ async function refresh() {
   fill("funnel-summary", `${f.decisions} decision(s) from ${f.since} to ${f.until}: ${f.buy} BUY, ${f.hold} HOLD; `,
     `${f.stopped_before_layers} stopped before the LLM layers (data or tool failure); blocked after the layers: `,
     `${f.blocked_after_layers.decision || 0} by the risk rules, ${f.blocked_after_layers.portfolio || 0} by the portfolio guard.`);
-  const stages = ["decisions", ...f.layers.map((l) => l.stage), "BUY"];
+  const stages = ["decisions", ...f.layers.map((l) => plain(l.stage)), "BUY"];
   const values = [f.decisions, ...f.layers.map((l) => l.reached), f.buy];
   plot("funnel-chart", [{ type: "funnel", y: stages, x: values, textinfo: "value+percent initial" }],
     { title: { text: "Decisions reaching each layer" }, margin: { t: 30, r: 20, b: 30, l: 120 } });
@@ -26,7 +26,7 @@ async function refresh() {
       el("td", { class: "num" }, l.passed), el("td", { class: "num" }, l.discarded), el("td", { class: "num" }, l.errors)))));
   const days = Object.keys(f.by_day);
   const outcomes = [...new Set(days.flatMap((d) => Object.keys(f.by_day[d])))];
-  plot("by-day-chart", outcomes.map((o) => ({ type: "bar", name: o === "BUY" ? "BUY" : `discarded at ${o}`, x: days,
+  plot("by-day-chart", outcomes.map((o) => ({ type: "bar", name: plain(o === "BUY" ? "BUY" : `discarded at ${o}`), x: days,
     y: days.map((d) => f.by_day[d][o] || 0), marker: { color: STAGE_COLOURS[o] } })),
     { barmode: "stack", title: { text: "Where each day's decisions ended" } });
 }

@@ -12,7 +12,7 @@ async function refresh() {
   fill("staleness", table(["Ticker", "Last bar", "Age (days)"], h.staleness.map((s) =>
     el("tr", {}, el("td", {}, s.ticker), el("td", {}, s.last_bar), el("td", { class: "num" }, s.age_days))), "no bars seen yet"));
   const cycles = h.cycles.slice().reverse();
-  plot("cycles-chart", [{ type: "bar", name: "cycle duration (s)", x: cycles.map((c) => c.ts), y: cycles.map((c) => c.took_s),
+  plot("cycles-chart", [{ type: "bar", name: "cycle duration (s)", x: cycles.map((c) => plain(c.ts)), y: cycles.map((c) => c.took_s),
     marker: { color: cycles.map((c) => (c.error || c.failed ? "#b42318" : "#3b82f6")) } }],
   { title: { text: "Cycle duration (s); red: a failure" }, height: 260 });
   fill("cycles", table(["Cycle", "Finished", "Took (s)", "BUY", "HOLD", "Failed", "Skipped", "Error"],

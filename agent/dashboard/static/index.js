@@ -11,13 +11,21 @@ function summaryRow(s) {
 
 const HEADERS = ["Ticker", "Decision", "Confidence", "Discarded at", "Reason", "Bar", "Decided", "Origin"];
 
+const TICKER = /^[A-Za-z0-9^][A-Za-z0-9.^]{1,14}$/;
+let asked = 0;  // answers to an older request (typing is faster than the network) are dropped
+
 async function refresh() {
   const ticker = document.getElementById("f-ticker").value.trim();
   const decision = document.getElementById("f-decision").value;
+  const origin = document.getElementById("f-origin").value;
   const params = new URLSearchParams({ limit: "50" });
-  if (ticker) params.set("ticker", ticker);
+  if (ticker && TICKER.test(ticker)) params.set("ticker", ticker);
   if (decision) params.set("decision", decision);
-  const [latest, recent] = await Promise.all([api("/api/decisions/latest"), api(`/api/decisions?${params}`)]);
+  if (origin) params.set("origin", origin);
+  const mine = ++asked;
+  const [latest, recent] = await Promise.all([api(`/api/decisions/latest${origin ? "?origin=" + origin : ""}`),
+    api(`/api/decisions?${params}`)]);
+  if (mine !== asked) return;
   renderDefaults(latest.defaults_in_use);
   fill("latest", table(HEADERS, latest.decisions.map(summaryRow),
     "No decisions recorded yet. Start the loop with make run; its decisions appear here after the first cycle."));
