@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path as PathParam, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from loguru import logger
@@ -32,8 +32,10 @@ from agent.kill_switch import TradingState
 from agent.sink import B3_TZ, DecisionSink
 
 STATIC = Path(__file__).with_name("static")
-PAGES = {"/": "index.html", "/funnel": "funnel.html", "/portfolio": "portfolio.html", "/health": "health.html",
-         "/backtests": "backtests.html"}
+# route -> (page, title, draws charts): each page is static/pages/<page>.html inside static/shell.html
+PAGES = {"/": ("index", "Decisions", False), "/decision/{decision_id}": ("decision", "Decision", False),
+         "/funnel": ("funnel", "Funnel", True), "/portfolio": ("portfolio", "Portfolio", True),
+         "/health": ("health", "Health", True), "/backtests": ("backtests", "Backtests", False)}
 TICKER = r"^[A-Za-z0-9^][A-Za-z0-9.^]{1,14}$"
 DECISION_ID = r"^[A-Za-z0-9^.]{2,15}-[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9a-f]{12}$|^[A-Za-z0-9^.]{2,15}-no-bar-[0-9a-f]{12}$"
 ORIGINS = r"^(loop|one_shot|studio|backtest)$"
@@ -368,9 +370,8 @@ def create_app(settings: Settings, *, market: Any | None = None,
         return {"poll_s": settings.dashboard.poll_s, "bind": settings.dashboard.bind, "port": settings.dashboard.port,
                 "log_dir": str(Path(settings.logging.dir).resolve()), "ledger": ledger.where, "control": policy}
 
-    for route, page in PAGES.items():
-        app.add_api_route(route, page_handler(page), include_in_schema=False)
-    app.add_api_route("/decision/{decision_id}", page_handler("decision.html"), include_in_schema=False)
+    for route, (page, title, charts) in PAGES.items():
+        app.add_api_route(route, page_handler(page, title, charts), include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/vendor/plotly.min.js", plotly_js, include_in_schema=False)
     app.add_api_route("/favicon.ico", lambda: Response(status_code=204), include_in_schema=False)
@@ -390,9 +391,16 @@ def no_unknown_query(request: Request) -> None:
                                  f"{', '.join(sorted(allowed)) or 'none'}")
 
 
-def page_handler(name: str) -> Callable[..., FileResponse]:
-    def serve() -> FileResponse:
-        return FileResponse(STATIC / name, media_type="text/html")
+def page_handler(page: str, title: str, charts: bool) -> Callable[[], HTMLResponse]:
+    """The page's body in the shared shell (header, kill switch, banners), with its scripts."""
+    scripts = ('    <script src="/vendor/plotly.min.js"></script>\n' if charts else "") + \
+        f'    <script src="/static/app.js"></script>\n    <script src="/static/{page}.js"></script>\n'
+    html = ((STATIC / "shell.html").read_text(encoding="utf-8").replace("{title}", title)
+            .replace("{scripts}", scripts).replace("{page}", page)
+            .replace("{body}", (STATIC / "pages" / f"{page}.html").read_text(encoding="utf-8")))
+
+    def serve() -> HTMLResponse:
+        return HTMLResponse(html)
     return serve
 
 

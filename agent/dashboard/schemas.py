@@ -3,9 +3,10 @@ schemathesis checks) for every JSON endpoint."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 
 class Problem(BaseModel):
@@ -13,25 +14,44 @@ class Problem(BaseModel):
 
 
 class LayerBrief(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
     layer: str
     passed: bool
-    error: str | None
+    error: str | None = None  # kind of LLM failure, when there was one
+
+
+REASON_CHARS = 300  # a summary's reason is cut here; the decision page shows it whole
 
 
 class DecisionSummary(BaseModel):
-    decision_id: str
-    ts: str
-    ticker: str
-    bar_date: str | None
-    decision: str
-    confidence: float | None
-    discarded_at: str | None
-    reason: str
-    origin: str
-    data_source: str
-    llm_provider: str
-    defaults_in_use: list[str]
-    layers: list[LayerBrief]
+    """A decision record as the lists show it. Also how each record line is read: a line that does not
+    fit these types is skipped and counted, never shown half-broken (records are files anyone can edit)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    decision_id: str = Field(min_length=1, max_length=100)
+    ts: AwareDatetime
+    ticker: str = Field(min_length=1, max_length=20)
+    bar_date: str | None = None
+    decision: Literal["BUY", "HOLD"]
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    discarded_at: str | None = None
+    reason: str = ""
+    origin: str = "one_shot"
+    data_source: str = "?"
+    llm_provider: str = "?"
+    defaults_in_use: list[str] = Field(default_factory=list)
+    layers: list[LayerBrief] = Field(default_factory=list)
+
+    @field_validator("reason")
+    @classmethod
+    def _cut(cls, v: str) -> str:
+        return v if len(v) <= REASON_CHARS else v[:REASON_CHARS - 1] + "…"
+
+    @field_serializer("ts")
+    def _as_written(self, ts: datetime) -> str:
+        return ts.isoformat()  # with its offset, as in the record (the decision page looks it up by it)
 
 
 class LatestDecisions(BaseModel):
