@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from schemathesis.generation import GenerationMode
 
 from agent.dashboard.app import create_app
@@ -48,11 +48,20 @@ def test_every_endpoint_keeps_its_schema_and_never_fails_with_5xx(api_schema, me
         pytest.skip("no parameter to make invalid")
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def check(case):
+        # a negative case whose extra query value cannot be put in a URL ([{}], None) is sent without it,
+        # and schemathesis would then blame the API for accepting a request it never received
+        assume(all(sendable(v) for v in (case.query or {}).values()))
         case.call_and_validate()
 
     check()
+
+
+def sendable(value) -> bool:
+    scalar = (str, int, float, bool)
+    return isinstance(value, scalar) or (isinstance(value, list) and bool(value) and
+                                         all(isinstance(v, scalar) for v in value))
 
 
 def test_the_schema_covers_every_json_endpoint(dashboard_app):
