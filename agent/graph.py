@@ -88,8 +88,7 @@ def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
             "n_bars": len(frame),
             "report": bars.report.model_dump(mode="json"),
             "timeframes": timeframes,
-            "bars": {"date": bar_labels(frame.index),
-                     **{c: [float(v) for v in frame[c]] for c in BAR_COLUMNS}},
+            "bars": {"date": bar_labels(frame.index), **{c: frame[c].to_numpy(dtype=float).tolist() for c in BAR_COLUMNS}},
         },
     }
 
@@ -193,8 +192,7 @@ def compute_indicators(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]
 def compute_risk(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
     try:
         limits = RiskLimits(**deps.settings.risk.model_dump())
-        snap = risk_snapshot(pd.Series(state["market"]["bars"]["close"], dtype=float), state["indicators"].get("atr"),
-                             limits)
+        snap = risk_snapshot(state["market"]["bars"]["close"], state["indicators"].get("atr"), limits)
         return {"risk": snap.model_dump(mode="json")}
     except (ValueError, KeyError) as exc:
         return _tool_failure("risk_snapshot", exc)

@@ -249,6 +249,8 @@ def bar_label(ts) -> str:
 def bar_labels(index: pd.DatetimeIndex) -> list[str]:
     """``bar_label`` of every timestamp, vectorised for the daily case (the backtest's hot path)."""
     if len(index) and (index == index.normalize()).all():
+        if index.tz is None:  # numpy formats naive dates without a Python call per bar
+            return np.datetime_as_string(index.to_numpy(), unit="D").tolist()
         return list(index.strftime("%Y-%m-%d"))
     return [bar_label(t) for t in index]
 
