@@ -58,8 +58,9 @@ def limit_breach(equity: float, day_open: float, peak: float, limits: KillSwitch
 
 
 class KillSwitch:
-    def __init__(self, db: Path | str | SecretStr):
-        """``db``: the SQLite file (DATABASE_PATH) or a Postgres URL (DATABASE_URL), shared with the ledger."""
+    def __init__(self, db: Path | str | SecretStr | Database):
+        """``db``: the SQLite file (DATABASE_PATH), a Postgres URL (DATABASE_URL) or an open Database, shared
+        with the ledger."""
         self.db = open_database(db)
         self.db.script(SCHEMA)
         check_schema(self.db, SCHEMA, "the kill switch")

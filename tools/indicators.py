@@ -248,9 +248,12 @@ def bar_label(ts) -> str:
 
 def bar_labels(index: pd.DatetimeIndex) -> list[str]:
     """``bar_label`` of every timestamp, vectorised for the daily case (the backtest's hot path)."""
-    if len(index) and (index == index.normalize()).all():
-        if index.tz is None:  # numpy formats naive dates without a Python call per bar
-            return np.datetime_as_string(index.to_numpy(), unit="D").tolist()
+    if index.tz is None:  # numpy checks and formats naive dates without a Python call per bar
+        stamps = index.to_numpy()
+        days = stamps.astype("datetime64[D]")
+        if (days == stamps).all():
+            return np.datetime_as_string(days).tolist()
+    elif len(index) and (index == index.normalize()).all():
         return list(index.strftime("%Y-%m-%d"))
     return [bar_label(t) for t in index]
 
