@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -406,10 +407,11 @@ class CsvProvider:
             names = [f"{alias}_B_0_{INTRADAY_FILE_SUFFIX[timeframe]}.csv", f"{alias}_{timeframe}.csv"]
         else:
             return None
-        for folder in (self.data_dir, self.data_dir / "daily", self.data_dir / "intraday"):
+        base = str(self.data_dir)  # plain strings: pathlib's joins cost more than the stats (a backtest asks often)
+        for folder in (base, os.path.join(base, "daily"), os.path.join(base, "intraday")):
             for name in names:
-                if (folder / name).is_file():
-                    return folder / name
+                if os.path.isfile(candidate := os.path.join(folder, name)):
+                    return Path(candidate)
         return None
 
     def get_bars(self, ticker: str, timeframe: str = "1d", end: date | None = None, lookback: int = 300) -> Bars:
