@@ -89,7 +89,7 @@ def rolling_std(values: Sequence[float], window: int) -> np.ndarray:
 
 def rsi(close: np.ndarray, window: int = RSI_WINDOW) -> np.ndarray:
     """``ta``'s RSIIndicator: Wilder averages of gains and losses (the first bar counts as no change)."""
-    diff = np.concatenate([[np.nan], close[1:] - close[:-1]])
+    diff = np.diff(close, prepend=np.nan)
     up = np.where(diff > 0, diff, 0.0)
     down = -np.where(diff < 0, diff, 0.0)
     avg_up = ewm_mean(up, alpha=1 / window, min_periods=window)
