@@ -316,8 +316,9 @@ def initial_state(ticker: str, as_of: str | None = None, headlines: list[str] | 
 
 
 def run_cascade(graph, ticker: str, as_of: str | None = None, headlines: list[str] | None = None) -> dict[str, Any]:
-    """Run one decision and return its record."""
-    return graph.invoke(initial_state(ticker, as_of, headlines))["record"]
+    """Run one decision and return its record (the only channel read back: LangGraph reads the output
+    channels after every step)."""
+    return graph.invoke(initial_state(ticker, as_of, headlines), output_keys=["record"])["record"]
 
 
 # ------------------------------------------------------------------ one-shot CLI
