@@ -186,16 +186,19 @@ def test_a_malformed_profitchart_file_is_a_data_error_not_a_crash(tmp_path):
 # ------------------------------------------------------------------ validated cuts (one pass, every day's cut)
 
 def assert_cut_is_the_validated_cut(raw: pd.DataFrame, end, tail: int, is_index: bool = False,
-                                    max_jump: float = 0.40) -> None:
+                                    max_jump: float = 0.40, cuts=None) -> None:
     """ValidatedCuts gives what validating the cut itself gives, frame and report, also when built from
     nothing but the rows up to ``end`` (the rows after the cut play no part)."""
     from agent.market import ValidatedCuts, bars_until
 
     key = None if end is None else pd.Timestamp(end).date().isoformat()
-    want = validate_bars(bars_until(raw, key).iloc[-tail:], is_index=is_index, max_jump=max_jump)
     prefix = bars_until(raw, key)
-    for source in (raw, prefix) if len(prefix) else (raw,):
-        got = ValidatedCuts(source, is_index=is_index, max_jump=max_jump).cut(key, tail)
+    want = validate_bars(prefix.iloc[-tail:], is_index=is_index, max_jump=max_jump)
+    built = [cuts or ValidatedCuts(raw, is_index=is_index, max_jump=max_jump)]
+    if cuts is None and len(prefix):
+        built.append(ValidatedCuts(prefix, is_index=is_index, max_jump=max_jump))
+    for source in built:
+        got = source.cut(key, tail)
         if got is None:  # only an empty cut is left to validate_bars
             assert want[1].rows_in == 0
             continue
@@ -240,7 +243,7 @@ def broken_daily_bars(draw) -> pd.DataFrame:
     return frame[["open", "high", "low", "close", "volume"]]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(broken_daily_bars(), st.booleans(), st.sampled_from([0.4, 0.15]), st.data())
 def test_every_cut_equals_validating_the_cut_on_broken_bars(raw, is_index, max_jump, data):
     for end in [None, raw.index[0] - pd.Timedelta(days=3), *raw.index]:
@@ -250,19 +253,33 @@ def test_every_cut_equals_validating_the_cut_on_broken_bars(raw, is_index, max_j
 
 def test_cuts_equal_validating_the_cut_on_every_real_file():
     """Random days of every file, the BBDC4 jump as it enters the cut and as it leaves it, long and short tails."""
-    from agent.market import _parse_csv
+    from agent.market import ValidatedCuts, _parse_csv
 
     daily = require_shared_data()
     rng = np.random.default_rng(11)
     for path in sorted(daily.glob("*.SA.csv")):
         raw = _parse_csv(str(path), path.stat().st_mtime_ns)
+        cuts = ValidatedCuts(raw, is_index=False, max_jump=0.40)
         ends = list(raw.index[rng.integers(0, len(raw), 12)])
         if path.name == "BBDC4.SA.csv":
             jump = raw.index.get_loc(pd.Timestamp("2009-05-29"))
             ends += list(raw.index[[jump - 1, jump, jump + 1, jump + 648, jump + 649, jump + 650]])
         for end in ends:
             for tail in (650, 5):
-                assert_cut_is_the_validated_cut(raw, end, tail)
+                assert_cut_is_the_validated_cut(raw, end, tail, cuts=cuts)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ticker", ["PETR4", "VALE3", "BBDC4"])
+def test_every_daily_cut_since_2019_equals_validating_it(ticker):
+    """Every cut a walk-forward backtest of recent years asks for (the lookback's 650 raw rows), day by day."""
+    from agent.market import ValidatedCuts, _parse_csv
+
+    path = require_shared_data() / f"{ticker}.SA.csv"
+    raw = _parse_csv(str(path), path.stat().st_mtime_ns)
+    cuts = ValidatedCuts(raw, is_index=False, max_jump=0.40)
+    for end in raw.index[raw.index >= pd.Timestamp("2019-01-01")]:
+        assert_cut_is_the_validated_cut(raw, end, 650, cuts=cuts)
 
 
 def test_files_the_cuts_do_not_cover_are_validated_cut_by_cut(tmp_path):
