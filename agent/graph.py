@@ -88,7 +88,8 @@ def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
             "n_bars": len(frame),
             "report": bars.report.model_dump(mode="json"),
             "timeframes": timeframes,
-            "bars": {"date": bar_labels(frame.index), **{c: frame[c].to_numpy(dtype=float).tolist() for c in BAR_COLUMNS}},
+            "bars": {"date": bar_labels(frame.index),
+                     **{c: frame[c].to_numpy(dtype=float).tolist() for c in BAR_COLUMNS}},
         },
     }
 
