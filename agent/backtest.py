@@ -31,6 +31,7 @@ from loguru import logger
 from agent.broker import Bar, Costs, PaperBroker
 from agent.cli import add_run_flags, exit_code, start
 from agent.config import LAYER_NAMES, TICKER_RE, Settings, comma_list, load_settings, normalize_ticker
+from agent.db import Database
 from agent.deps import CascadeDeps
 from agent.errors import ConfigError, DataError, ProviderError
 from agent.graph import build_graph
@@ -113,9 +114,10 @@ def walk_forward(deps: CascadeDeps, tickers: list[str], start: date, end: date, 
     now = [datetime.combine(days[0], dtime(18, 30), B3_TZ)]
     deps.clock = lambda: now[0]
     b = s.broker
-    broker = PaperBroker(work_dir / "ledger.db", work_dir / "trades.jsonl", s.risk.capital,
+    ledger = work_dir / "ledger.db"  # a throwaway file: no fsync per commit
+    broker = PaperBroker(Database(ledger, scratch=True), work_dir / "trades.jsonl", s.risk.capital,
                          Costs(b.slippage_bps, b.fee_bps, b.commission), b.allow_pyramiding)
-    trader = PaperTrader(broker, KillSwitch(work_dir / "ledger.db"), s.kill_switch, clock=deps.clock)
+    trader = PaperTrader(broker, KillSwitch(Database(ledger, scratch=True)), s.kill_switch, clock=deps.clock)
     deps.guard, deps.origin = trader.guard, "backtest"
     graph = build_graph(deps)
 
@@ -150,7 +152,8 @@ def walk_forward(deps: CascadeDeps, tickers: list[str], start: date, end: date, 
                 continue
             if frame.index[-1] != stamp:
                 continue  # no bar for this ticker today
-            trader.on_bars(ticker, frame.loc[frame.index > last_bar[ticker]] if ticker in last_bar else frame.tail(1))
+            new = frame.index.searchsorted(last_bar[ticker], side="right") if ticker in last_bar else -1
+            trader.on_bars(ticker, frame.iloc[new:])  # the bars since the last one fed (validated bars are sorted)
             last_bar[ticker] = stamp
             last_close[ticker] = closes[ticker][stamp] = float(frame["close"].iloc[-1])
             today.append(ticker)

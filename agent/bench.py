@@ -1,7 +1,7 @@
 """``make bench``: what the agent costs on this machine, printed as ratios against plain references.
 
-- indicators: ``tools.indicators.indicator_frame`` (the ``ta`` library) against the same indicators
-  written directly with pandas/numpy, in bars per second;
+- indicators: ``tools.indicators.indicator_frame`` (``ta``'s numbers through pandas' window kernels) against
+  the same indicators written directly with pandas/numpy, in bars per second;
 - backtest: ``quant`` mode (the full graph and paper broker, bar by bar) against backtesting.py running
   an SMA cross on the same bars, in bars per second;
 - cascade: each layer's latency with the embedded model, per ticker, and LLM calls per decision;
@@ -242,7 +242,7 @@ def print_results(results: dict[str, Any]) -> None:
             for k, v in hosts.items() if k.endswith("_hosts")))
     ind = results.get("indicators")
     if ind:
-        print(f"indicators ({ind['bars']} bars): ta-based {ind['ours_bars_per_s']:,.0f} bars/s, "
+        print(f"indicators ({ind['bars']} bars): ours {ind['ours_bars_per_s']:,.0f} bars/s, "
               f"pandas reference {ind['reference_bars_per_s']:,.0f} bars/s -> ours takes "
               f"{ind['ours_over_reference_time']:.1f}x the reference's time")
     bt = results.get("backtest")

@@ -75,15 +75,16 @@ class Bar:
 
 def bars_from_frame(frame: pd.DataFrame) -> list[Bar]:
     """Validated OHLC bars (agent.market) -> broker bars, oldest first."""
-    return [Bar(pd.Timestamp(ts).date().isoformat(), float(r.open), float(r.high), float(r.low), float(r.close))
-            for ts, r in zip(frame.index, frame.itertuples(index=False))]
+    prices = zip(*(frame[c].to_numpy(dtype=float).tolist() for c in ("open", "high", "low", "close")))
+    return [Bar(pd.Timestamp(ts).date().isoformat(), *ohlc) for ts, ohlc in zip(frame.index, prices)]
 
 
 class PaperBroker:
-    def __init__(self, db: Path | str | SecretStr, trades_log: Path, capital: float, costs: Costs = Costs(),
+    def __init__(self, db: Path | str | SecretStr | Database, trades_log: Path, capital: float, costs: Costs = Costs(),
                  allow_pyramiding: bool = False, fill_guard: Callable[[Database], str | None] | None = None):
-        """``db``: the SQLite file (DATABASE_PATH) or a Postgres URL (DATABASE_URL). ``fill_guard`` reads, in
-        the fill's transaction, why no order may fill now (the kill switch)."""
+        """``db``: the SQLite file (DATABASE_PATH), a Postgres URL (DATABASE_URL) or an open Database (a
+        backtest's scratch ledger). ``fill_guard`` reads, in the fill's transaction, why no order may fill now
+        (the kill switch)."""
         self.fill_guard = fill_guard
         self.trades_log = Path(trades_log)
         self.costs, self.allow_pyramiding = costs, allow_pyramiding

@@ -30,13 +30,17 @@ def is_postgres(target: str | Path | SecretStr | None) -> bool:
 class Database:
     dialect = "sqlite"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, scratch: bool = False):
+        """``scratch``: a throwaway file (a backtest's ledger): commits skip the fsync that makes a live
+        ledger survive a power cut, which a file deleted after the run does not need."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
+        if scratch:
+            self._conn.execute("PRAGMA synchronous=OFF")
 
     def execute(self, sql: str, params: tuple | list | dict = ()) -> Any:
         with self._lock:
@@ -127,8 +131,10 @@ def next_seq(db: Database, table: str) -> int:
     return int(db.execute(f"SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM {table}").fetchone()["n"])
 
 
-def open_database(target: str | Path | SecretStr) -> Database:
-    """SQLite at a path, or Postgres for a ``postgresql://`` URL."""
+def open_database(target: str | Path | SecretStr | Database) -> Database:
+    """SQLite at a path, or Postgres for a ``postgresql://`` URL (a Database passes through as it is)."""
+    if isinstance(target, Database):
+        return target
     if is_postgres(target):
         url = target.get_secret_value() if isinstance(target, SecretStr) else str(target)
         return PostgresDatabase(url)

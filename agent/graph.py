@@ -33,7 +33,7 @@ from agent.record import DecisionRecord, Position, combined_prompt_version, deci
 from agent.sink import B3_TZ
 from agent.state import CascadeState
 from agent.trace import print_trace
-from tools.indicators import bar_label, bar_labels, indicator_snapshot, timeframe_summary
+from tools.indicators import bar_label, bar_labels, latest_indicators, timeframe_summary
 from tools.risk import RiskLimits, apply_size_factor, risk_snapshot
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -89,7 +89,7 @@ def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
             "report": bars.report.model_dump(mode="json"),
             "timeframes": timeframes,
             "bars": {"date": bar_labels(frame.index),
-                     **{c: [float(v) for v in frame[c]] for c in BAR_COLUMNS}},
+                     **{c: frame[c].to_numpy(dtype=float).tolist() for c in BAR_COLUMNS}},
         },
     }
 
@@ -179,15 +179,13 @@ def load_news(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
     return {"headlines": kept, "news": info}
 
 
-def bars_frame(state: CascadeState) -> pd.DataFrame:
-    cols = state["market"]["bars"]
-    index = pd.DatetimeIndex(pd.to_datetime(cols["date"], format="ISO8601"))
-    return pd.DataFrame({c: cols[c] for c in BAR_COLUMNS}, index=index)
-
-
 def compute_indicators(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
     try:
-        return {"indicators": indicator_snapshot(bars_frame(state)).model_dump(mode="json")}
+        bars = state["market"]["bars"]
+        if not bars["date"]:
+            raise ValueError("no bars to compute indicators on")
+        snap = latest_indicators(bars["high"], bars["low"], bars["close"], bars["volume"], bar_label(bars["date"][-1]))
+        return {"indicators": snap.model_dump(mode="json")}
     except (ValueError, KeyError) as exc:
         return _tool_failure("indicators", exc)
 
@@ -195,7 +193,7 @@ def compute_indicators(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]
 def compute_risk(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
     try:
         limits = RiskLimits(**deps.settings.risk.model_dump())
-        snap = risk_snapshot(bars_frame(state)["close"], state["indicators"].get("atr"), limits)
+        snap = risk_snapshot(state["market"]["bars"]["close"], state["indicators"].get("atr"), limits)
         return {"risk": snap.model_dump(mode="json")}
     except (ValueError, KeyError) as exc:
         return _tool_failure("risk_snapshot", exc)
@@ -319,8 +317,9 @@ def initial_state(ticker: str, as_of: str | None = None, headlines: list[str] | 
 
 
 def run_cascade(graph, ticker: str, as_of: str | None = None, headlines: list[str] | None = None) -> dict[str, Any]:
-    """Run one decision and return its record."""
-    return graph.invoke(initial_state(ticker, as_of, headlines))["record"]
+    """Run one decision and return its record (the only channel read back: LangGraph reads the output
+    channels after every step)."""
+    return graph.invoke(initial_state(ticker, as_of, headlines), output_keys=["record"])["record"]
 
 
 # ------------------------------------------------------------------ one-shot CLI

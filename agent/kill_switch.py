@@ -61,9 +61,9 @@ def limit_breach(equity: float, day_open: float, peak: float, limits: KillSwitch
 
 class KillSwitch:
     def __init__(self, db: Path | str | SecretStr | Database):
-        """``db``: the SQLite file (DATABASE_PATH) or a Postgres URL (DATABASE_URL), shared with the ledger,
-        or a handle already open on it."""
-        self.db = db if isinstance(db, Database) else open_database(db)
+        """``db``: the SQLite file (DATABASE_PATH), a Postgres URL (DATABASE_URL) or an open Database, shared
+        with the ledger."""
+        self.db = open_database(db)
         self.db.script(SCHEMA)
         check_schema(self.db, SCHEMA, "the kill switch")
         self.db.execute("INSERT INTO kill_switch (id, state, reason, changed_at, changed_by) "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -137,6 +138,103 @@ def validate_bars(raw: pd.DataFrame, *, is_index: bool = False, max_jump: float 
         last_bar=label(df.index[-1]) if len(df) else None,
     )
     return df, report
+
+
+# The rules of ``validate_bars`` that judge one row alone, in the order it applies them: a row counts
+# under the first one it breaks.
+ROW_RULES = ("nan_price", "non_positive_price", "high_below_low", "open_close_outside_range", "negative_volume",
+             "flat_zero_volume")
+
+
+class ValidatedCuts:
+    """``validate_bars`` of every cut of one daily file (its last ``tail`` raw rows up to a day), from one pass.
+
+    A backtest validates a new cut every day, and each cut repeats almost all of the previous one. No rule
+    of ``validate_bars`` looks at a later row: most judge one row alone, and the split-like jump compares a
+    row with the valid row before it. So each verdict is taken once over the whole file, and a cut only
+    counts the verdicts of its own rows (prefix sums): the answer for day t reads rows up to t and nothing
+    else, exactly as validating the cut does. tests/test_market.py checks frames and reports against
+    ``validate_bars`` on cuts of every real file and of generated broken ones.
+
+    ``cut`` returns None for what this does not cover (unsorted, duplicate, missing or intraday timestamps,
+    prices that are not floats); the caller then validates the cut itself.
+    """
+
+    def __init__(self, raw: pd.DataFrame, *, is_index: bool, max_jump: float):
+        index = raw.index
+        self.covered = (isinstance(index, pd.DatetimeIndex) and index.tz is None and not index.hasnans
+                        and index.is_monotonic_increasing and index.is_unique and len(index) > 0
+                        and all(raw[c].dtype == np.float64 for c in OHLCV[:4]) and raw["volume"].dtype.kind in "iuf"
+                        and bool((index == index.normalize()).all()))
+        if not self.covered:
+            return
+        self.index, self.max_jump = index, max_jump
+        fixed = raw[OHLCV].copy()
+        o, h, l, c = (fixed[col].to_numpy() for col in ("open", "high", "low", "close"))  # noqa: E741
+        rule = np.zeros(len(fixed), dtype=np.int8)  # 0: kept; k: dropped by ROW_RULES[k - 1]
+
+        def judge(mask: np.ndarray, k: int) -> None:
+            rule[(rule == 0) & mask] = k
+
+        with np.errstate(invalid="ignore"):
+            judge(np.isnan(o) | np.isnan(h) | np.isnan(l) | np.isnan(c), 1)
+            judge((o <= 0) | (h <= 0) | (l <= 0) | (c <= 0), 2)
+            judge(h < l, 3)
+            body_hi, body_lo = np.maximum(o, c), np.minimum(o, c)
+            far = (body_hi > h * (1 + REPAIR_TOLERANCE)) | (body_lo < l * (1 - REPAIR_TOLERANCE))
+            judge(far, 4)
+            near = ((body_hi > h) | (body_lo < l)) & (rule == 0)
+        if near.any():  # the same repair as validate_bars, on the same rows
+            fixed.loc[near, "high"] = fixed.loc[near, ["high", "open", "close"]].max(axis=1)
+            fixed.loc[near, "low"] = fixed.loc[near, ["low", "open", "close"]].min(axis=1)
+        fixed["volume"] = fixed["volume"].fillna(0.0)
+        h, l, v = fixed["high"].to_numpy(), fixed["low"].to_numpy(), fixed["volume"].to_numpy()  # noqa: E741
+        judge(v < 0, 5)
+        judge((o == h) & (h == l) & (l == c) & (v == 0), 6)
+        self.rule_counts = np.zeros((len(ROW_RULES) + 1, len(fixed) + 1), dtype=np.int64)
+        self.rule_counts[:, 1:] = np.cumsum(rule[None, :] == np.arange(len(ROW_RULES) + 1)[:, None], axis=1)
+        self.near_counts = np.concatenate([[0], np.cumsum(near)])
+        # The rows every row rule keeps, and the close-to-close move of each from the kept row before it.
+        self.kept = np.flatnonzero(rule == 0)
+        closes = c[self.kept]
+        self.change = np.concatenate([[np.nan], closes[1:] / closes[:-1] - 1])
+        self.jumps = np.flatnonzero(np.abs(self.change) > max_jump)  # positions in ``kept``
+        zero = v[self.kept] == 0 if not is_index else np.zeros(len(self.kept), dtype=bool)
+        self.zero_counts = np.concatenate([[0], np.cumsum(zero)])
+        self.final = np.flatnonzero(~zero)  # positions in ``kept`` of the rows no rule drops
+        self.frame = fixed.iloc[self.kept[self.final]]
+
+    def cut(self, end: str | None, tail: int) -> tuple[pd.DataFrame, BarsReport] | None:
+        """``validate_bars`` of ``bars_until(raw, end).iloc[-tail:]``, or None when it must be run instead."""
+        if not self.covered or tail <= 0:
+            return None
+        b = len(self.index) if end is None else int(self.index.searchsorted(pd.Timestamp(end) + pd.Timedelta(days=1)))
+        a = max(b - tail, 0)
+        if a == b:
+            return None
+        dropped = {name: int(self.rule_counts[k, b] - self.rule_counts[k, a])
+                   for k, name in enumerate(ROW_RULES, start=1) if self.rule_counts[k, b] > self.rule_counts[k, a]}
+        near = int(self.near_counts[b] - self.near_counts[a])
+        first, stop = np.searchsorted(self.kept, [a, b])  # the cut's rows in ``kept``: [first, stop)
+        notes = []
+        j = int(np.searchsorted(self.jumps, stop)) - 1
+        if j >= 0 and self.jumps[j] > first:  # the first kept row of a cut has no move of its own
+            jump = int(self.jumps[j])
+            when = self.index[self.kept[jump]]
+            notes.append(f"close moved {self.change[jump]:+.0%} on {when.date()} (split or broken "
+                         f"data, threshold {self.max_jump:.0%}): the {jump - first} bars before it were dropped")
+            dropped["before_price_jump"] = jump - first
+            first = jump
+        zero = int(self.zero_counts[stop] - self.zero_counts[first])
+        if zero:
+            dropped["zero_volume"] = zero
+        lo, hi = np.searchsorted(self.final, [first, stop])
+        frame = self.frame.iloc[lo:hi]
+        label = lambda ts: pd.Timestamp(ts).isoformat()  # noqa: E731
+        return frame, BarsReport(rows_in=b - a, rows_out=len(frame), dropped=dropped,
+                                 repaired={"range_widened_to_open_close": near} if near else {}, notes=notes,
+                                 first_bar=label(frame.index[0]) if len(frame) else None,
+                                 last_bar=label(frame.index[-1]) if len(frame) else None)
 
 
 def outside_regular_session(index: pd.DatetimeIndex) -> pd.Series:
@@ -309,10 +407,11 @@ class CsvProvider:
             names = [f"{alias}_B_0_{INTRADAY_FILE_SUFFIX[timeframe]}.csv", f"{alias}_{timeframe}.csv"]
         else:
             return None
-        for folder in (self.data_dir, self.data_dir / "daily", self.data_dir / "intraday"):
+        base = str(self.data_dir)  # plain strings: pathlib's joins cost more than the stats (a backtest asks often)
+        for folder in (base, os.path.join(base, "daily"), os.path.join(base, "intraday")):
             for name in names:
-                if (folder / name).is_file():
-                    return folder / name
+                if os.path.isfile(candidate := os.path.join(folder, name)):
+                    return Path(candidate)
         return None
 
     def get_bars(self, ticker: str, timeframe: str = "1d", end: date | None = None, lookback: int = 300) -> Bars:
@@ -368,15 +467,24 @@ def _parse_csv(path: str, _mtime_ns: int) -> pd.DataFrame:
         raise DataError(f"csv provider: cannot read {path}: {exc}") from exc
 
 
+@lru_cache(maxsize=64)
+def _csv_cuts(path: str, mtime_ns: int, is_index: bool, max_jump: float) -> ValidatedCuts:
+    """Every row of the file judged once (cached per path and modification time)."""
+    return ValidatedCuts(_parse_csv(path, mtime_ns), is_index=is_index, max_jump=max_jump)
+
+
 @lru_cache(maxsize=512)
 def _validated_csv(path: str, mtime_ns: int, is_index: bool, max_jump: float,
                    end: str | None, tail: int) -> tuple[pd.DataFrame, BarsReport]:
     """The last ``tail`` raw rows of the file up to ``end``, validated (cached per cut)."""
-    raw = bars_until(_parse_csv(path, mtime_ns), end).iloc[-tail:]
-    try:
-        frame, report = validate_bars(raw, is_index=is_index, max_jump=max_jump)
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"csv provider: cannot validate {path}: {exc}") from exc
+    cut = _csv_cuts(path, mtime_ns, is_index, max_jump).cut(end, tail)
+    if cut is None:
+        raw = bars_until(_parse_csv(path, mtime_ns), end).iloc[-tail:]
+        try:
+            cut = validate_bars(raw, is_index=is_index, max_jump=max_jump)
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"csv provider: cannot validate {path}: {exc}") from exc
+    frame, report = cut
     if report.dropped or report.notes:
         logger.debug("{}: dropped {} {}", Path(path).name, report.dropped, " ".join(report.notes))
     return frame, report

@@ -173,3 +173,13 @@ def test_a_ledger_made_by_an_older_version_is_refused_with_a_clear_error(tmp_pat
     old.close()
     with pytest.raises(ConfigError, match="table orders was made by an older version and lacks .*seq"):
         PaperBroker(tmp_path / "old.db", tmp_path / "t.jsonl", 1000.0)
+
+
+def test_a_live_ledger_syncs_every_commit_and_a_backtests_scratch_ledger_does_not(tmp_path):
+    from agent.db import Database
+
+    live, scratch = Database(tmp_path / "live.db"), Database(tmp_path / "backtest.db", scratch=True)
+    assert live.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: a commit survives a power cut
+    assert scratch.execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF: the file is deleted after the run
+    broker = PaperBroker(scratch, tmp_path / "trades.jsonl", 10_000.0, COSTS)
+    assert broker.db is scratch and broker.cash == 10_000.0

@@ -35,6 +35,7 @@ from tools.indicators import (
     bar_label,
     indicator_frame,
     indicator_snapshot,
+    timeframe_summary,
 )
 
 WINDOW = 300  # bars of PETR4 the indicators run on (as the cascade sees them)
@@ -329,3 +330,93 @@ def test_wilder_atr_and_adx_equal_ta_on_real_bars():
     arrays = (h.to_numpy(float), l.to_numpy(float), c.to_numpy(float))
     np.testing.assert_array_equal(wilder_atr(*arrays, 14), AverageTrueRange(h, l, c, 14).average_true_range())
     np.testing.assert_array_equal(wilder_adx(*arrays, 14), ADXIndicator(h, l, c, 14).adx())
+
+
+# ---------------------------------------------------------------- ta, bit for bit
+
+def ta_frame(bars: pd.DataFrame) -> pd.DataFrame:
+    """The indicators as the ``ta`` library computes them (how indicator_frame used to compute them)."""
+    from ta.momentum import RSIIndicator
+    from ta.trend import MACD, ADXIndicator, EMAIndicator, SMAIndicator
+    from ta.volatility import AverageTrueRange, BollingerBands
+
+    close, high, low, volume = bars["close"], bars["high"], bars["low"], bars["volume"]
+    out = pd.DataFrame(index=bars.index)
+    out["close"] = close
+    out["rsi"] = RSIIndicator(close, window=14).rsi()
+    macd = MACD(close, window_slow=26, window_fast=12, window_sign=9)
+    out["macd"], out["macd_signal"], out["macd_hist"] = macd.macd(), macd.macd_signal(), macd.macd_diff()
+    bb = BollingerBands(close, window=20, window_dev=2)
+    out["bb_upper"], out["bb_middle"] = bb.bollinger_hband(), bb.bollinger_mavg()
+    out["bb_lower"], out["bb_percent"] = bb.bollinger_lband(), bb.bollinger_pband()
+    for w in (20, 50, 200):
+        out[f"sma_{w}"] = SMAIndicator(close, window=w).sma_indicator()
+    for w in (9, 21):
+        out[f"ema_{w}"] = EMAIndicator(close, window=w).ema_indicator()
+    n = len(bars)
+    atr = AverageTrueRange(high, low, close, window=14).average_true_range() if n > ATR_WARMUP else None
+    out["atr"] = atr.where(np.arange(n) >= ATR_WARMUP) if atr is not None else np.nan
+    adx = ADXIndicator(high, low, close, window=14).adx() if n > ADX_WARMUP else None
+    out["adx"] = adx.where(np.arange(n) >= ADX_WARMUP) if adx is not None else np.nan
+    avg_volume = volume.rolling(20, min_periods=20).mean()
+    out["volume_ratio"] = (volume / avg_volume).where(avg_volume > 0)
+    return out
+
+
+def ta_timeframe_summary(bars: pd.DataFrame) -> dict:
+    from ta.momentum import RSIIndicator
+    from ta.trend import EMAIndicator, SMAIndicator
+
+    close = bars["close"].astype(float)
+    sma = SMAIndicator(close, window=20).sma_indicator()
+    slope = (sma.iloc[-1] / sma.iloc[-6] - 1.0) if len(sma.dropna()) >= 6 else float("nan")
+    fast = EMAIndicator(close, window=9).ema_indicator().iloc[-1]
+    slow = EMAIndicator(close, window=21).ema_indicator().iloc[-1]
+    rsi = RSIIndicator(close, window=14).rsi().iloc[-1] if len(close) > 14 else None
+    return {"rsi": None if rsi is None or math.isnan(rsi) else round(float(rsi), 6),
+            "ema_9_above_21": bool(fast > slow) if math.isfinite(fast) and math.isfinite(slow) else None,
+            "trend": "flat" if not math.isfinite(slope) or abs(slope) < 0.002 else ("up" if slope > 0 else "down")}
+
+
+def assert_same_as_ta(bars: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(indicator_frame(bars), ta_frame(bars), check_exact=True)
+    if bars.empty:
+        return
+    summary = timeframe_summary(bars, "1d").model_dump()
+    assert {k: summary[k] for k in ("rsi", "ema_9_above_21", "trend")} == ta_timeframe_summary(bars)
+
+
+@pytest.mark.parametrize("ticker", ["PETR4.SA", "VALE3.SA", "BBDC4.SA", "MGLU3.SA"])
+def test_indicators_equal_ta_bit_for_bit_on_real_windows(ticker):
+    """On windows of every length the cascade meets (a few bars to the 300-bar lookback), at random dates."""
+    daily = load_daily(ticker).dropna()
+    daily = daily.loc[(daily[["open", "high", "low", "close"]] > 0).all(axis=1)]
+    rng = np.random.default_rng(5)
+    for length in (1, 2, 14, 15, 27, 28, 29, 60, 199, 200, 300, 300):
+        end = int(rng.integers(length, len(daily) + 1))
+        assert_same_as_ta(daily.iloc[end - length:end])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 260), st.integers(0, 10_000), st.booleans())
+def test_indicators_equal_ta_bit_for_bit_on_generated_bars(n, seed, flat_run):
+    """Random walks, with a run of identical closes (pandas' constant-series guard, zero-width bands)."""
+    rng = np.random.default_rng(seed)
+    close = 20 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    if flat_run and n > 30:
+        close[5:30] = close[5]
+    high = close * (1 + rng.uniform(0, 0.03, n))
+    low = close * (1 - rng.uniform(0, 0.03, n))
+    volume = np.where(rng.random(n) < 0.1, 0.0, rng.integers(1, 10**6, n)).astype(float)
+    index = pd.bdate_range("2020-01-01", periods=n)
+    assert_same_as_ta(pd.DataFrame({"open": close, "high": high, "low": low, "close": close, "volume": volume},
+                                   index=index))
+
+
+def test_without_the_pandas_kernels_the_public_api_gives_the_same_numbers(monkeypatch):
+    import tools.indicators as indicators
+
+    bars = load_daily("PETR4.SA").dropna().iloc[-300:]
+    fast = indicator_frame(bars)
+    monkeypatch.setattr(indicators, "_kernels", None)
+    pd.testing.assert_frame_equal(indicator_frame(bars), fast, check_exact=True)

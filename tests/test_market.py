@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.errors import ConfigError, DataError
 from agent.market import CsvProvider, SimProvider, validate_bars
@@ -178,3 +181,114 @@ def test_a_malformed_profitchart_file_is_a_data_error_not_a_crash(tmp_path):
     (tmp_path / "XPTO3_B_0_60min.csv").write_text("X;;10:00:00;1;1;1;1;1;1\n")
     with pytest.raises(DataError):
         CsvProvider(tmp_path).get_bars("XPTO3", "1h")
+
+
+# ------------------------------------------------------------------ validated cuts (one pass, every day's cut)
+
+def assert_cut_is_the_validated_cut(raw: pd.DataFrame, end, tail: int, is_index: bool = False,
+                                    max_jump: float = 0.40, cuts=None) -> None:
+    """ValidatedCuts gives what validating the cut itself gives, frame and report, also when built from
+    nothing but the rows up to ``end`` (the rows after the cut play no part)."""
+    from agent.market import ValidatedCuts, bars_until
+
+    key = None if end is None else pd.Timestamp(end).date().isoformat()
+    prefix = bars_until(raw, key)
+    want = validate_bars(prefix.iloc[-tail:], is_index=is_index, max_jump=max_jump)
+    built = [cuts or ValidatedCuts(raw, is_index=is_index, max_jump=max_jump)]
+    if cuts is None and len(prefix):
+        built.append(ValidatedCuts(prefix, is_index=is_index, max_jump=max_jump))
+    for source in built:
+        got = source.cut(key, tail)
+        if got is None:  # only an empty cut is left to validate_bars
+            assert want[1].rows_in == 0
+            continue
+        pd.testing.assert_frame_equal(got[0], want[0], check_exact=True)
+        assert got[1].model_dump_json() == want[1].model_dump_json()  # counts, their order, notes, first and last
+
+
+DEFECTS = ["nan_price", "non_positive", "high_below_low", "near_outside", "far_outside", "negative_volume",
+           "nan_volume", "flat_zero_volume", "zero_volume", "split", "crash"]
+
+
+@st.composite
+def broken_daily_bars(draw) -> pd.DataFrame:
+    n = draw(st.integers(1, 24))
+    rng = np.random.default_rng(draw(st.integers(0, 10_000)))
+    close = 20 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    frame = pd.DataFrame({"open": close * (1 + rng.normal(0, 0.005, n)), "close": close,
+                          "volume": rng.integers(1, 10**6, n).astype(draw(st.sampled_from([float, int])))},
+                         index=pd.DatetimeIndex(pd.bdate_range("2020-01-01", periods=n), freq=None, name="date"))
+    frame["high"] = frame[["open", "close"]].max(axis=1) * 1.01
+    frame["low"] = frame[["open", "close"]].min(axis=1) * 0.99
+    for i, defect in enumerate(draw(st.lists(st.sampled_from([None] * 6 + DEFECTS), min_size=n, max_size=n))):
+        row = frame.index[i]
+        if defect == "nan_price":
+            frame.loc[row, draw(st.sampled_from(["open", "high", "low", "close"]))] = np.nan
+        elif defect == "non_positive":
+            frame.loc[row, "low"] = 0.0
+        elif defect == "high_below_low":
+            frame.loc[row, ["high", "low"]] = frame.loc[row, ["low", "high"]].to_numpy()
+        elif defect == "near_outside":  # rounding in the source: repaired, not dropped
+            frame.loc[row, "close"] = frame.loc[row, "high"] * 1.002
+        elif defect == "far_outside":
+            frame.loc[row, "open"] = frame.loc[row, "high"] * 1.2
+        elif defect in ("negative_volume", "nan_volume", "zero_volume") and frame["volume"].dtype == float:
+            frame.loc[row, "volume"] = {"negative_volume": -5.0, "nan_volume": np.nan, "zero_volume": 0.0}[defect]
+        elif defect == "flat_zero_volume":
+            frame.loc[row, ["open", "high", "low", "close"]] = frame.loc[row, "close"]
+            frame.loc[row, "volume"] = 0
+        elif defect in ("split", "crash"):  # every later price moves: a split-like jump
+            factor = 2.0 if defect == "split" else 0.5
+            frame.loc[frame.index[i:], ["open", "high", "low", "close"]] *= factor
+    return frame[["open", "high", "low", "close", "volume"]]
+
+
+@settings(max_examples=50, deadline=None)
+@given(broken_daily_bars(), st.booleans(), st.sampled_from([0.4, 0.15]), st.data())
+def test_every_cut_equals_validating_the_cut_on_broken_bars(raw, is_index, max_jump, data):
+    for end in [None, raw.index[0] - pd.Timedelta(days=3), *raw.index]:
+        tail = data.draw(st.sampled_from([1, 2, 5, len(raw) + 3]))
+        assert_cut_is_the_validated_cut(raw, end, tail, is_index, max_jump)
+
+
+def test_cuts_equal_validating_the_cut_on_every_real_file():
+    """Random days of every file, the BBDC4 jump as it enters the cut and as it leaves it, long and short tails."""
+    from agent.market import ValidatedCuts, _parse_csv
+
+    daily = require_shared_data()
+    rng = np.random.default_rng(11)
+    for path in sorted(daily.glob("*.SA.csv")):
+        raw = _parse_csv(str(path), path.stat().st_mtime_ns)
+        cuts = ValidatedCuts(raw, is_index=False, max_jump=0.40)
+        ends = list(raw.index[rng.integers(0, len(raw), 12)])
+        if path.name == "BBDC4.SA.csv":
+            jump = raw.index.get_loc(pd.Timestamp("2009-05-29"))
+            ends += list(raw.index[[jump - 1, jump, jump + 1, jump + 648, jump + 649, jump + 650]])
+        for end in ends:
+            for tail in (650, 5):
+                assert_cut_is_the_validated_cut(raw, end, tail, cuts=cuts)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ticker", ["PETR4", "VALE3", "BBDC4"])
+def test_every_daily_cut_since_2019_equals_validating_it(ticker):
+    """Every cut a walk-forward backtest of recent years asks for (the lookback's 650 raw rows), day by day."""
+    from agent.market import ValidatedCuts, _parse_csv
+
+    path = require_shared_data() / f"{ticker}.SA.csv"
+    raw = _parse_csv(str(path), path.stat().st_mtime_ns)
+    cuts = ValidatedCuts(raw, is_index=False, max_jump=0.40)
+    for end in raw.index[raw.index >= pd.Timestamp("2019-01-01")]:
+        assert_cut_is_the_validated_cut(raw, end, 650, cuts=cuts)
+
+
+def test_files_the_cuts_do_not_cover_are_validated_cut_by_cut(tmp_path):
+    from agent.market import ValidatedCuts
+
+    newest_first = pd.DataFrame({"open": [10.0, 11.0], "high": [11.0, 12.0], "low": [9.0, 10.0], "close": [10.5, 11.5],
+                                 "volume": [100, 200]}, index=pd.to_datetime(["2024-01-03", "2024-01-02"]))
+    assert ValidatedCuts(newest_first, is_index=False, max_jump=0.4).cut("2024-01-03", 10) is None
+    (tmp_path / "ODD3.SA.csv").write_text("Date,Open,High,Low,Close,Volume\n2024-01-03,10,11,9,10.5,100\n"
+                                          "2024-01-02,11,12,10,11.5,200\n")
+    bars = CsvProvider(tmp_path).get_bars("ODD3", end=date(2024, 1, 3), lookback=10)
+    assert list(bars.frame.index) == list(pd.to_datetime(["2024-01-02", "2024-01-03"]))

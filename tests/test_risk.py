@@ -132,6 +132,25 @@ def test_annualized_volatility_matches_numpy():
     assert annualized_volatility(pd.Series([100.0, 101.0])) is None
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # pandas' own warnings on the zeros and NaN
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.floats(0.5, 200.0), st.just(0.0), st.just(float("nan"))), max_size=300),
+       st.sampled_from([0.0, 0.10, 0.1375]))
+def test_sharpe_and_volatility_are_pandas_numbers_bit_for_bit(prices, rate):
+    """The array arithmetic gives exactly what the pandas formulas gave (Series.std, .mean, pct_change),
+    zeros and NaN included, so records and metrics keep their values."""
+    series = pd.Series(prices, dtype=float)
+    log_r = np.log(series / series.shift(1)).dropna()
+    volatility = None if len(log_r) < 2 else float(log_r.std(ddof=1)) * math.sqrt(252)
+    returns = series.pct_change().dropna()
+    excess = returns - ((1.0 + rate) ** (1.0 / 252) - 1.0)
+    sd = float(excess.std(ddof=1)) if len(returns) >= 2 else math.nan
+    sharpe = None if len(returns) < 2 or not math.isfinite(sd) or sd <= 1e-12 else (
+        float(excess.mean()) / sd * math.sqrt(252))
+    for got, want in ((annualized_volatility(series), volatility), (sharpe_ratio(returns, rate), sharpe)):
+        assert (got is None and want is None) or got == want or (math.isnan(got) and math.isnan(want))
+
+
 # --------------------------------------------------------------------------- stops and targets
 
 

@@ -20,20 +20,33 @@ def simple_returns(close: pd.Series) -> pd.Series:
     return close.astype(float).pct_change().dropna()
 
 
-def sharpe_ratio(returns: pd.Series, risk_free_rate: float = 0.0, periods_per_year: int = TRADING_DAYS) -> float | None:
+def _std(values: np.ndarray, ddof: int = 1) -> float:
+    """``Series.std`` of a NaN-free float array with pandas' own arithmetic (the mean of the sum, then the
+    summed squared deviations), so a record's Sharpe and volatility are the numbers pandas gave."""
+    n = len(values)
+    if n <= ddof:
+        return math.nan
+    with np.errstate(invalid="ignore", over="ignore"):  # an infinite return gives NaN, as in pandas
+        mean = values.sum(dtype=np.float64) / n
+        return math.sqrt(((mean - values) ** 2).sum(dtype=np.float64) / (n - ddof))
+
+
+def sharpe_ratio(returns: pd.Series | np.ndarray, risk_free_rate: float = 0.0,
+                 periods_per_year: int = TRADING_DAYS) -> float | None:
     """Annualised Sharpe of periodic returns against an annual risk-free rate.
 
     None when it is undefined (fewer than two returns, or no variation).
     """
-    r = pd.Series(returns, dtype=float).dropna()
+    r = np.asarray(returns, dtype=float)
+    r = r[~np.isnan(r)]
     if len(r) < 2:
         return None
     rf_per_period = (1.0 + risk_free_rate) ** (1.0 / periods_per_year) - 1.0
     excess = r - rf_per_period
-    sd = float(excess.std(ddof=1))
+    sd = _std(excess)
     if not math.isfinite(sd) or sd <= 1e-12:
         return None
-    return float(excess.mean()) / sd * math.sqrt(periods_per_year)
+    return float(excess.sum(dtype=np.float64) / len(excess)) / sd * math.sqrt(periods_per_year)
 
 
 def max_drawdown(close: pd.Series | np.ndarray) -> float:
@@ -48,13 +61,15 @@ def max_drawdown(close: pd.Series | np.ndarray) -> float:
     return float(np.clip(dd.max(), 0.0, 1.0))
 
 
-def annualized_volatility(close: pd.Series, periods_per_year: int = TRADING_DAYS) -> float | None:
+def annualized_volatility(close: pd.Series | np.ndarray, periods_per_year: int = TRADING_DAYS) -> float | None:
     """Standard deviation of log returns, annualised. None with fewer than two returns."""
-    prices = pd.Series(close, dtype=float)
-    log_r = np.log(prices / prices.shift(1)).dropna()
+    prices = np.asarray(close, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_r = np.log(prices[1:] / prices[:-1])
+    log_r = log_r[~np.isnan(log_r)]
     if len(log_r) < 2:
         return None
-    return float(log_r.std(ddof=1)) * math.sqrt(periods_per_year)
+    return _std(log_r) * math.sqrt(periods_per_year)
 
 
 def atr_stop(entry: float, atr: float, multiple: float) -> float:
@@ -149,13 +164,14 @@ class RiskSnapshot(BaseModel):
         return {k: float(v) for k, v in self.model_dump().items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def risk_snapshot(close: pd.Series, atr: float | None, limits: RiskLimits) -> RiskSnapshot:
+def risk_snapshot(close: pd.Series | np.ndarray | list[float], atr: float | None, limits: RiskLimits) -> RiskSnapshot:
     """Compute the risk snapshot and the list of rules that block a BUY (empty = allowed)."""
-    close = pd.Series(close, dtype=float).dropna()
-    if close.empty or float(close.iloc[-1]) <= 0:
+    close = np.asarray(close, dtype=float)
+    close = close[~np.isnan(close)]
+    if not len(close) or float(close[-1]) <= 0:
         raise ValueError("no positive close to size a position on")
-    window = close.iloc[-limits.lookback_bars - 1:]
-    entry = float(close.iloc[-1])
+    window = close[-limits.lookback_bars - 1:]
+    entry = float(close[-1])
     blocks: list[str] = []
     stop = rr = None
     shares = 0
@@ -177,7 +193,8 @@ def risk_snapshot(close: pd.Series, atr: float | None, limits: RiskLimits) -> Ri
         blocks.append(f"volatility {vol:.2f} above maximum {limits.max_volatility}")
     if mdd > limits.max_drawdown:
         blocks.append(f"drawdown {mdd:.2f} above maximum {limits.max_drawdown}")
-    sharpe = sharpe_ratio(simple_returns(window), limits.risk_free_rate)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sharpe = sharpe_ratio(window[1:] / window[:-1] - 1, limits.risk_free_rate)  # simple_returns, on the array
     r6 = lambda x: None if x is None else round(float(x), 6)  # noqa: E731
     return RiskSnapshot(
         entry=r6(entry),
