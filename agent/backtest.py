@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 from loguru import logger
 
-from agent.broker import Bar, Costs, PaperBroker
+from agent.broker import Bar
 from agent.cli import add_run_flags, exit_code, start
 from agent.config import LAYER_NAMES, TICKER_RE, Settings, comma_list, load_settings, normalize_ticker
 from agent.db import Database
@@ -36,7 +36,7 @@ from agent.deps import CascadeDeps
 from agent.errors import ConfigError, DataError, ProviderError
 from agent.graph import build_graph
 from agent.scheduler import LayerMajorScheduler, decide_ticker_major
-from agent.kill_switch import KillSwitch, TradingState
+from agent.kill_switch import TradingState
 from agent.llm_cache import LLMCache
 from agent.log import setup_logging
 from agent.metrics import COUNTERS
@@ -113,11 +113,10 @@ def walk_forward(deps: CascadeDeps, tickers: list[str], start: date, end: date, 
 
     now = [datetime.combine(days[0], dtime(18, 30), B3_TZ)]
     deps.clock = lambda: now[0]
-    b = s.broker
-    ledger = work_dir / "ledger.db"  # a throwaway file: no fsync per commit
-    broker = PaperBroker(Database(ledger, scratch=True), work_dir / "trades.jsonl", s.risk.capital,
-                         Costs(b.slippage_bps, b.fee_bps, b.commission), b.allow_pyramiding)
-    trader = PaperTrader(broker, KillSwitch(Database(ledger, scratch=True)), s.kill_switch, clock=deps.clock)
+    # the live trader's rules (fill guard, size cap on adds, lots) over a throwaway ledger: no fsync per commit
+    trader = PaperTrader.from_settings(s, store=Database(work_dir / "ledger.db", scratch=True),
+                                       trades_log=work_dir / "trades.jsonl", clock=deps.clock)
+    broker = trader.broker
     deps.guard, deps.origin = trader.guard, "backtest"
     graph = build_graph(deps)
 

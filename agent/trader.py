@@ -12,6 +12,7 @@ One object shared by the live loop and the backtester, so both trade by the same
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
@@ -20,6 +21,7 @@ from loguru import logger
 from agent.alerts import AlertQueue, halt_alert, trade_alert
 from agent.broker import Costs, PaperBroker, bars_from_frame
 from agent.config import KillSwitchSettings, Settings
+from agent.db import Database, open_database
 from agent.kill_switch import KillSwitch, TradingState, fills_blocked
 from agent.metrics import COUNTERS
 from agent.sink import B3_TZ, DecisionSink
@@ -36,11 +38,14 @@ class PaperTrader:
         self.lot_size = lot_size
 
     @classmethod
-    def from_settings(cls, settings: Settings, alerts: AlertQueue | None = None, **kw: Any) -> "PaperTrader":
-        """The ledger and kill switch in DATABASE_URL or DATABASE_PATH, the trade log in LOG_DIR/trades.jsonl."""
+    def from_settings(cls, settings: Settings, alerts: AlertQueue | None = None, *, store: Database | None = None,
+                      trades_log: Path | None = None, **kw: Any) -> "PaperTrader":
+        """The ledger and kill switch in DATABASE_URL or DATABASE_PATH, the trade log in LOG_DIR/trades.jsonl;
+        or in ``store`` and ``trades_log`` (a backtest's scratch ledger), with the same rules."""
         b = settings.broker
-        switch = KillSwitch(settings.store)  # first: its table exists before the broker's fills read it
-        broker = PaperBroker(settings.store, settings.logging.dir / "trades.jsonl", settings.risk.capital,
+        db = store if store is not None else open_database(settings.store)  # one handle for ledger and switch
+        switch = KillSwitch(db)  # first: its table exists before the broker's fills read it
+        broker = PaperBroker(db, trades_log or settings.logging.dir / "trades.jsonl", settings.risk.capital,
                              Costs(b.slippage_bps, b.fee_bps, b.commission), b.allow_pyramiding, fills_blocked)
         return cls(broker, switch, settings.kill_switch, alerts,
                    max_position_value=settings.risk.capital * settings.risk.max_position_size,
