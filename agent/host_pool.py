@@ -60,7 +60,7 @@ class HostPool:
             return False
         with self._cond:
             rejoined = not host.healthy
-            host.healthy, host.models = True, models
+            host.healthy, host.models = True, set(models)
             self._cond.notify_all()
         if rejoined:
             COUNTERS.inc("ollama_host_joins_total", host=host.url)

@@ -286,6 +286,18 @@ def _call_with_retries(deps: CascadeDeps, spec: LayerSpec, schema: dict, system:
     raise AssertionError("unreachable")
 
 
+def model_identity(deps: CascadeDeps, layer: str) -> str:
+    """The model as the LLM cache keys it: the name plus what makes the same name answer differently
+    (Ollama: the pulled weights' digest, so a re-pull under the same tag is not replayed; embedded:
+    its seed and context size)."""
+    name = deps.provider.models.get(layer, "?")
+    if deps.provider.name == "embedded":
+        e = deps.settings.embedded
+        return f"{name}|seed={e.seed}|n_ctx={e.n_ctx}"
+    digest = deps.provider.digests.get(layer)
+    return f"{name}@{digest}" if digest else name
+
+
 def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> tuple[LayerAnswer, list[str], str]:
     """Render the prompt, call the model (retrying transient failures), validate the answer.
 
@@ -302,10 +314,7 @@ def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> tuple
     )
     cache, key = deps.llm_cache, None
     if cache is not None:
-        model_name = deps.provider.models.get(spec.name, "?")
-        if deps.provider.name == "embedded":  # the same weights answer differently with another seed or context
-            e = deps.settings.embedded
-            model_name = f"{model_name}|seed={e.seed}|n_ctx={e.n_ctx}"
+        model_name = model_identity(deps, spec.name)
         key = cache_key(provider=deps.provider.name, model=model_name, layer=spec.name, prompt_version=prompt.version,
                         system=system, user=user, schema=schema, temperature=deps.settings.llm.temperature,
                         max_tokens=deps.settings.llm.max_tokens)

@@ -12,6 +12,7 @@ from typing import Callable, Literal
 import httpx
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_ollama import ChatOllama
+from loguru import logger
 
 from agent.config import LAYER_NAMES, Settings
 from agent.embedded import EMBEDDED_MODEL_NAME, EmbeddedChatModel, embedded_runtime_available, find_embedded_gguf
@@ -26,6 +27,8 @@ class ProviderChoice:
     name: Literal["ollama", "embedded", "fake"]
     reason: str
     models: dict[str, str] = field(default_factory=dict)  # layer -> model name, as recorded
+    # layer -> the pulled weights' digest (Ollama's /api/tags): a re-pull under the same tag is another model
+    digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_embedded_default(self) -> bool:
@@ -48,8 +51,9 @@ def canonical_model(name: str) -> str:
     return name if ":" in name else f"{name}:latest"
 
 
-def ollama_pulled_models(host: str, timeout_s: float) -> set[str]:
-    """Names of the models pulled on an Ollama host (``/api/tags``). Raises ProviderError if it does not answer."""
+def ollama_pulled_models(host: str, timeout_s: float) -> dict[str, str]:
+    """The models pulled on an Ollama host (``/api/tags``), name -> digest ("" when the host gives none).
+    Raises ProviderError if it does not answer."""
     try:
         resp = httpx.get(f"{host}/api/tags", timeout=timeout_s)
         resp.raise_for_status()
@@ -59,16 +63,17 @@ def ollama_pulled_models(host: str, timeout_s: float) -> set[str]:
     models = payload.get("models") if isinstance(payload, dict) else None
     if not isinstance(models, list):
         raise ProviderError(f"Ollama at {host} answered /api/tags without a model list")
-    names = set()
+    names: dict[str, str] = {}
     for m in models:
         if isinstance(m, dict):
+            digest = m.get("digest") if isinstance(m.get("digest"), str) else ""
             for key in ("name", "model"):
                 if isinstance(m.get(key), str):
-                    names.add(canonical_model(m[key]))
+                    names[canonical_model(m[key])] = digest
     return names
 
 
-def missing_models(settings: Settings, pulled: set[str]) -> list[str]:
+def missing_models(settings: Settings, pulled: dict[str, set[str]] | dict[str, str]) -> list[str]:
     wanted = dict.fromkeys(settings.layers.model_for(layer) for layer in LAYER_NAMES)
     return [m for m in wanted if canonical_model(m) not in pulled]
 
@@ -89,11 +94,12 @@ def resolve_provider(settings: Settings, requested: str | None = None) -> Provid
         return ProviderChoice("embedded", "requested (LLM_PROVIDER=embedded)", embedded_models)
 
     hosts = list(settings.ollama.hosts) or [settings.ollama.host]
-    pulled: set[str] = set()
+    pulled: dict[str, set[str]] = {}  # model -> its digests on the hosts that answered
     answered, down = [], []
     for host in hosts:
         try:
-            pulled |= ollama_pulled_models(host, settings.ollama.probe_timeout_s)
+            for name, digest in ollama_pulled_models(host, settings.ollama.probe_timeout_s).items():
+                pulled.setdefault(name, set()).add(digest)
             answered.append(host)
         except ProviderError as exc:
             down.append(str(exc))
@@ -106,7 +112,12 @@ def resolve_provider(settings: Settings, requested: str | None = None) -> Provid
     else:
         problem = None
     if problem is None:
-        return ProviderChoice("ollama", f"{where} has every configured model", ollama_models)
+        digests = {layer: ",".join(sorted(pulled[canonical_model(m)])) for layer, m in ollama_models.items()}
+        for layer, digest in digests.items():
+            if "," in digest:
+                logger.warning("ollama: {} differs between hosts ({}): answers depend on the host that serves it; "
+                               "pull the same version everywhere", ollama_models[layer], digest)
+        return ProviderChoice("ollama", f"{where} has every configured model", ollama_models, digests)
     if requested == "ollama":
         raise ProviderError(f"LLM_PROVIDER=ollama but {problem}")
     fallback_problem = embedded_runtime_available()

@@ -50,7 +50,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def tag_entry(name: str) -> dict[str, Any]:
+def tag_entry(name: str, digest: str | None = None) -> dict[str, Any]:
     """One ``/api/tags`` entry shaped like a real Ollama answer (sizes and digest are made up)."""
     size = re.search(r":(\d+(?:\.\d+)?)b\b", name, re.IGNORECASE)
     billions = float(size.group(1)) if size else 1.0
@@ -60,7 +60,7 @@ def tag_entry(name: str) -> dict[str, Any]:
         "model": name,
         "modified_at": "2025-05-01T10:00:00.000000000-03:00",
         "size": int(billions * 0.6e9),
-        "digest": hashlib.sha256(name.encode()).hexdigest(),
+        "digest": digest or hashlib.sha256(name.encode()).hexdigest(),
         "details": {
             "parent_model": "",
             "format": "gguf",
@@ -129,7 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
         stub = self.server.stub
         stub.calls.append(("GET", self.path))
         if self.path == "/api/tags":
-            self._send_json(200, {"models": [tag_entry(m) for m in stub.models]})
+            self._send_json(200, {"models": [tag_entry(m, stub.digests.get(m)) for m in stub.models]})
         else:
             self._send_text(404, "404 page not found")
 
@@ -234,6 +234,7 @@ class OllamaStub:
                  error_message: str = "llama runner process has terminated: exit status 2",
                  max_loaded: int | None = None, load_delay_s: float = 0.0):
         self.models = list(models)
+        self.digests: dict[str, str] = {}  # model -> digest /api/tags reports (a re-pull changes it)
         self.content: Content = {} if content is None else content
         self.reject_unknown = reject_unknown
         self.delay_s = delay_s

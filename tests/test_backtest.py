@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from agent.backtest import buy_and_hold, main, quant_deps, training_overlap, walk_forward
+from agent.config import LAYER_NAMES
 from agent.llm_cache import LLMCache
+from agent.providers import ProviderChoice
 from agent.market import CsvProvider
 from tests.conftest import DAILY_DIR, LOOSE_RISK, FakeFactory, PASS, make_deps, make_settings, require_shared_data
 
@@ -89,6 +91,23 @@ def test_a_cascade_rerun_is_served_from_the_cache_with_zero_llm_calls(tmp_path, 
     assert second_calls == [] and second.llm_calls_made == 0
     assert second.cache_hits == second.llm_layer_calls == first.llm_layer_calls
     assert second.trades == first.trades and second.equity.equals(first.equity)
+
+
+def test_a_model_pulled_again_under_the_same_tag_is_asked_again_not_replayed(tmp_path):
+    """The cache keys an Ollama model by its weights' digest: new weights under the same tag are another model."""
+    settings = make_settings(LOOSE_RISK)
+    models = {layer: settings.layers.model_for(layer) for layer in LAYER_NAMES}
+    calls = []
+    for digest in ("a" * 64, "a" * 64, "b" * 64):
+        factory = FakeFactory(PASS)
+        deps = make_deps(tmp_path, settings=settings, factory=factory)
+        deps.provider = ProviderChoice("ollama", "tests", models, {layer: digest for layer in LAYER_NAMES})
+        deps.llm_cache = LLMCache(tmp_path / "cache.db")
+        deps.market.today = date(2025, 3, 31)
+        walk_forward(deps, ["PETR4"], date(2025, 3, 24), date(2025, 3, 31), tmp_path / f"run-{len(calls)}")
+        deps.llm_cache.close()
+        calls.append(len(factory.calls))
+    assert calls[0] > 0 and calls[1] == 0 and calls[2] == calls[0]
 
 
 def test_buy_and_hold_matches_a_direct_computation_from_the_csv(tmp_path):

@@ -7,6 +7,7 @@ cascade through HTTP, and every transport or output failure ending as a recorded
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -123,7 +124,9 @@ def test_stub_streams_ndjson_like_ollama(stub):
 
 def test_pulled_models_are_the_stub_models_canonicalised(stub):
     stub.models = ["mistral:7b", "smollm2"]
-    assert ollama_pulled_models(stub.url, 1.0) == {"mistral:7b", "smollm2:latest"}
+    pulled = ollama_pulled_models(stub.url, 1.0)
+    assert set(pulled) == {"mistral:7b", "smollm2:latest"}
+    assert all(len(digest) == 64 for digest in pulled.values())  # what the LLM cache keys a model by
     assert stub.calls == [("GET", "/api/tags")]
 
 
@@ -137,6 +140,14 @@ def test_resolve_provider_picks_ollama_when_every_model_is_pulled(stub):
     choice = resolve_provider(stub_settings(stub.url), "ollama")
     assert choice.name == "ollama"
     assert choice.models == MODELS
+
+
+def test_the_chosen_models_carry_their_digests_and_a_re_pull_changes_them(stub):
+    first = resolve_provider(stub_settings(stub.url), "ollama")
+    assert first.digests["risk"] == hashlib.sha256(MODELS["risk"].encode()).hexdigest()
+    stub.digests[MODELS["risk"]] = "f" * 64  # `ollama pull` brought new weights under the same tag
+    second = resolve_provider(stub_settings(stub.url), "ollama")
+    assert second.digests["risk"] == "f" * 64 and second.digests["technical"] == first.digests["technical"]
 
 
 def test_resolve_provider_names_the_pull_command_for_a_missing_model(stub):
