@@ -128,8 +128,12 @@ class PaperBroker:
 
     # ------------------------------------------------------------------ orders
 
-    def submit(self, record: dict[str, Any], ts: str) -> dict[str, Any] | None:
-        """Queue a BUY record as a pending order, filled by the first bar after its bar. Once per decision id."""
+    def submit(self, record: dict[str, Any], ts: str, max_open: int | None = None) -> dict[str, Any] | None:
+        """Queue a BUY record as a pending order, filled by the first bar after its bar. Once per decision id.
+
+        ``max_open`` (MAX_OPEN_POSITIONS) and "one pending order per ticker" are checked again inside the
+        write transaction: another agent process on the same ledger may have queued an order since the
+        trader's guard looked."""
         pos = record.get("position") or {}
         qty = int(pos.get("shares") or 0)
         if record.get("decision") != "BUY" or qty <= 0 or not record.get("bar_date"):
@@ -138,6 +142,10 @@ class PaperBroker:
                  "qty": qty, "stop": pos.get("stop"), "take_profit": pos["take_profit"], "status": "pending",
                  "reason": None, "created_at": ts, "updated_at": ts}
         with self._lock, self.db.write("ledger") as db:
+            refused = self._refuse_order(db, order["ticker"], max_open)
+            if refused:
+                logger.warning("{}: BUY {} not queued: {}", order["ticker"], order["decision_id"], refused)
+                return None
             cur = db.execute(f"INSERT INTO orders VALUES ({', '.join('?' * (len(ORDER_COLUMNS) + 1))}) "
                              "ON CONFLICT DO NOTHING", [*(order[c] for c in ORDER_COLUMNS), next_seq(db, "orders")])
         if cur.rowcount == 0:
@@ -145,6 +153,18 @@ class PaperBroker:
         logger.info("{}: order queued: BUY {} at the next open (decision {})", order["ticker"], qty,
                     order["decision_id"])
         return order
+
+    @staticmethod
+    def _refuse_order(db: Database, ticker: str, max_open: int | None) -> str | None:
+        """Inside the order's transaction: why it may not be queued now, or None."""
+        pending = [r["ticker"] for r in db.execute("SELECT ticker FROM orders WHERE status='pending'")]
+        if ticker in pending:
+            return f"an order for {ticker} is already pending"
+        if max_open is not None:
+            held = db.execute("SELECT COUNT(*) AS n FROM positions").fetchone()["n"]
+            if held + len(pending) >= max_open:
+                return f"max open positions reached ({held} open + {len(pending)} pending, limit {max_open})"
+        return None
 
     def cancel_pending(self, reason: str, ts: str, ticker: str | None = None) -> int:
         query = "UPDATE orders SET status='cancelled', reason=?, updated_at=? WHERE status='pending'"

@@ -109,7 +109,7 @@ class PaperTrader:
                 record = {**record, "position": {**record["position"], "shares": room_shares}}
                 logger.info("{}: add shrunk to {} shares to stay within MAX_POSITION_SIZE", record["ticker"],
                             room_shares)
-        return self.broker.submit(record, self._ts())
+        return self.broker.submit(record, self._ts(), self.limits.max_open_positions)
 
     def _room(self, position: dict[str, Any]) -> float:
         """BRL a pyramiding add may still put into a held position under the size cap."""

@@ -55,8 +55,8 @@ def install_kill(point: str, nth: int) -> None:
     elif point == "order":
         submit = agent.broker.PaperBroker.submit
 
-        def submit_then_die(self, record, ts):
-            order = submit(self, record, ts)
+        def submit_then_die(self, record, ts, *args):
+            order = submit(self, record, ts, *args)
             if order and hit():
                 die()
             return order

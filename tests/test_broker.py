@@ -183,3 +183,14 @@ def test_a_live_ledger_syncs_every_commit_and_a_backtests_scratch_ledger_does_no
     assert scratch.execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF: the file is deleted after the run
     broker = PaperBroker(scratch, tmp_path / "trades.jsonl", 10_000.0, COSTS)
     assert broker.db is scratch and broker.cash == 10_000.0
+
+
+def test_a_second_agent_on_the_same_ledger_cannot_pass_max_open_positions(stores):
+    """Two processes share one ledger; each trader's guard looked before the other queued. The order's own
+    transaction counts again, so the limit and "one pending order per ticker" still hold."""
+    first, second = make(stores), make(stores)  # two connections, as two processes would have
+    assert first.submit(buy("A-1", "PETR4"), "t", max_open=1) is not None
+    assert second.submit(buy("B-1", "VALE3"), "t", max_open=1) is None  # 1 pending already: the limit
+    assert second.submit(buy("B-2", "PETR4"), "t", max_open=5) is None  # PETR4 already has a pending order
+    assert second.submit(buy("B-3", "VALE3"), "t", max_open=2) is not None
+    assert sorted(o["decision_id"] for o in first.orders("pending")) == ["A-1", "B-3"]
