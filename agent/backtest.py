@@ -245,6 +245,12 @@ def run_backtest(settings: Settings, deps: CascadeDeps, tickers: list[str], star
     from tools.performance import summarize
 
     warnings = training_overlap(deps, start)
+    if deps.news is not None and deps.news.name == "rss":
+        # a feed carries today's headlines only: none is dated inside a past window, and fetching it for
+        # every replayed day would hit the network once per day for nothing
+        deps.news = None
+        warnings.append("news: RSS feeds carry only current headlines, so this backtest ran without news; "
+                        "NEWS_PROVIDER=file with a dated archive (NEWS_FILE) replays headlines as of each day")
     run = walk_forward(deps, tickers, start, end, work_dir / run_name(deps))
     rf, min_years = risk_free(settings), settings.backtest.min_years_to_annualise
     capital = settings.risk.capital

@@ -189,3 +189,18 @@ def test_the_training_warning_uses_the_most_specific_release_date(tmp_path):
     deps.provider.models.update({layer: "mistral-small3.1:24b" for layer in deps.provider.models})
     warnings = training_overlap(deps, date(2025, 1, 2))
     assert warnings and all("2025-03-17" in w for w in warnings)
+
+
+def test_a_backtest_never_fetches_an_rss_feed_and_says_it_ran_without_news(tmp_path):
+    """A feed has today's headlines only: none is dated inside a past window, so it is not fetched per day."""
+    from agent.backtest import run_backtest
+    from agent.news import RssNewsProvider
+
+    fetched = []
+    deps = make_deps(tmp_path, settings=make_settings(LOOSE_RISK))
+    deps.news = RssNewsProvider(["https://example.com/feed.xml"], 1.0, fetch=lambda url, timeout: fetched.append(url))
+    deps.market.today = date(2025, 3, 31)
+    result = run_backtest(deps.settings, deps, ["PETR4"], date(2025, 3, 24), date(2025, 3, 31), tmp_path / "bt",
+                          quant_baseline=False)
+    assert fetched == [] and deps.news is None
+    assert any("RSS feeds carry only current headlines" in w for w in result["warnings"])
