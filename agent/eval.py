@@ -218,7 +218,7 @@ def classify(example: Example, deps: CascadeDeps, max_chars: int) -> Outcome:
         return Outcome(example.row, example.label, SCREENED, None, False, None, error_kind="screened", error=screened)
     started = time.perf_counter()
     try:
-        answer, _, _ = call_layer(LAYERS["sentiment"], eval_state(headline), deps)
+        answer, *_ = call_layer(LAYERS["sentiment"], eval_state(headline), deps)
     except LLMError as exc:
         ms = (time.perf_counter() - started) * 1000.0
         return Outcome(example.row, example.label, INVALID, ms, truncated, headline, error_kind=exc.kind,

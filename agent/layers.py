@@ -298,10 +298,10 @@ def model_identity(deps: CascadeDeps, layer: str) -> str:
     return f"{name}@{digest}" if digest else name
 
 
-def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> tuple[LayerAnswer, list[str], str]:
+def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> tuple[LayerAnswer, list[str], str, bool]:
     """Render the prompt, call the model (retrying transient failures), validate the answer.
 
-    Returns (answer, citation flags, prompt version). Raises LLMError on any failure.
+    Returns (answer, citation flags, prompt version, replayed from the cache). Raises LLMError on any failure.
     """
     ticker = state["ticker"]
     prompt = deps.prompts.get(spec.name, ticker)
@@ -319,6 +319,7 @@ def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> tuple
                         system=system, user=user, schema=schema, temperature=deps.settings.llm.temperature,
                         max_tokens=deps.settings.llm.max_tokens)
     text = cache.get(key, spec.name) if cache is not None else None
+    cached = text is not None
     if text is None:
         text = _call_with_retries(deps, spec, schema, system, user, ticker)
         if cache is not None:
@@ -327,7 +328,7 @@ def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> tuple
     answer = parse_answer(text, spec.answer)
     flags = check_citations(getattr(answer, "cited", {}) or {}, spec.citable(state), deps.settings.llm.claim_tolerance) \
         if spec.citable else []
-    return answer, flags, prompt.version
+    return answer, flags, prompt.version, cached
 
 
 def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
@@ -344,9 +345,9 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
     else:
         try:
             if deps.provider.name == QUANT_PROVIDER:
-                answer, flags, version = QUANT_RULES[spec.name](state, deps.settings), [], RULES_VERSION
+                answer, flags, version, cached = QUANT_RULES[spec.name](state, deps.settings), [], RULES_VERSION, False
             else:
-                answer, flags, version = call_layer(spec, state, deps)
+                answer, flags, version, cached = call_layer(spec, state, deps)
         except LLMError as exc:
             COUNTERS.inc("llm_invalid_outputs_total", layer=spec.name, kind=exc.kind)
             result = LayerResult(layer=spec.name, model=model_name, provider=deps.provider.name, score=None,
@@ -364,7 +365,7 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
                 score = round(1.0 - answer.risk, 6)  # the risk layer's score is its safety
             result = LayerResult(layer=spec.name, model=model_name, provider=deps.provider.name, score=score,
                                  passed=passed, reason=reason, latency_ms=elapsed(), flags=flags,
-                                 prompt_version=version, output=answer.model_dump(mode="json"))
+                                 prompt_version=version, output=answer.model_dump(mode="json"), cached=cached)
             if isinstance(answer, RiskAnswer) and passed:
                 update["size_factor"] = min(state.get("size_factor", 1.0), answer.size_factor)
     outcome = "pass" if result.passed else "discard"

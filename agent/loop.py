@@ -43,6 +43,7 @@ from agent.graph import build_graph
 from agent.health import LoopHealth
 from agent.scheduler import LayerMajorScheduler, decide_ticker_major
 from agent.kill_switch import KillSwitch, TradingState
+from agent.llm_cache import LLMCache
 from agent.log import perf_log
 from agent.metrics import COUNTERS
 from agent.prometheus import serve_metrics
@@ -418,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ProviderError) as exc:
         return exit_code(exc)
     settings = deps.settings
+    if settings.llm.temperature == 0:
+        # with daily bars the loop asks again about an unchanged bar every cycle: the same question to the
+        # same model gets its answer from the cache (records say ``cached``); any new input is asked afresh
+        deps.llm_cache = LLMCache(settings.database_url or settings.backtest.cache_path)
     try:
         trader = PaperTrader.from_settings(settings, clock=deps.clock)
     except ConfigError as exc:  # e.g. a ledger made by an older version
@@ -457,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
             metrics.close()
         if dashboard:
             dashboard.close()
+        if deps.llm_cache is not None:
+            deps.llm_cache.close()
     return 0
 
 

@@ -26,6 +26,7 @@ class LayerResult(BaseModel):
     flags: list[str] = Field(default_factory=list)  # e.g. misquoted indicator values
     prompt_version: str | None = None
     output: dict[str, Any] | None = None  # the validated answer, for explanations
+    cached: bool = False  # replayed from the LLM cache: the same model was asked the same question before
 
 
 class CascadeState(TypedDict, total=False):

@@ -73,7 +73,9 @@ def test_one_shot_on_real_csv_with_the_embedded_model(tmp_path):
 
 def test_loop_runs_cycles_with_the_embedded_model(tmp_path):
     env = {"LOG_DIR": str(tmp_path / "logs"), "B3_TICKERS": "PETR4,VALE3", "LLM_PROVIDER": "embedded",
-           "DATABASE_PATH": str(tmp_path / "data" / "agent.db")}  # never the repository's own ledger
+           "DATABASE_PATH": str(tmp_path / "data" / "agent.db"),  # never the repository's own ledger
+           "LLM_CACHE_PATH": str(tmp_path / "data" / "llm_cache.db"), "DASHBOARD_ENABLED": "false",
+           "METRICS_ENABLED": "false"}
     out = run_cli("--cycles", "2", "--interval", "10", "--source", "sim", env=env, module="agent.loop")
     assert out.returncode == 0, out.stderr
     assert out.stderr.count("heartbeat: cycle") == 2

@@ -12,6 +12,7 @@ import pytest
 from agent.alerts import Alert, AlertQueue
 from agent.errors import DataError
 from agent.kill_switch import KillSwitch, TradingState, limit_breach
+from agent.llm_cache import LLMCache
 from agent.loop import Backoff, TradingLoop, Watchdog, failure_kind, main
 from agent.market import SimProvider
 from agent.metrics import COUNTERS
@@ -436,3 +437,21 @@ def test_a_halt_set_just_before_a_fill_still_wins(tmp_path):
     # the trader's own state check already passed; the fill itself must still see the halt
     assert loop.trader.broker.process_bars("PETR4", bars_from_frame(frame.tail(1)), "t") == []
     assert loop.trader.broker.orders("cancelled")[0]["reason"] == "kill switch is HALTED"
+
+
+def test_an_unchanged_bar_is_answered_from_the_llm_cache_on_the_next_cycle(tmp_path):
+    """The loop re-decides the same daily bar every cycle; the same question to the same model is not asked twice."""
+    factory = FakeFactory({**PASS, "technical": DISCARD["technical"]})
+    loop, days, _ = setup_loop(tmp_path, factory=factory)
+    loop.deps.llm_cache = LLMCache(tmp_path / "cache.db")
+    loop.run_cycle()
+    asked = list(factory.calls)
+    loop.run_cycle()
+    assert sorted(asked) == ["sentiment"] * 2 + ["technical"] * 2 and factory.calls == asked  # none in cycle 2
+    records = list(loop.deps.sink.records())
+    assert [all(not r["cached"] for r in rec["layers"]) for rec in records[:2]] == [True, True]
+    assert [all(r["cached"] for r in rec["layers"]) for rec in records[2:]] == [True, True]
+    assert [r["reason"] for r in records[2:]] == [r["reason"] for r in records[:2]]
+    days.advance()  # a new bar is a new question
+    loop.run_cycle()
+    assert len(factory.calls) == 2 * len(asked)

@@ -25,6 +25,7 @@ from tests.test_cli import ROOT, closed_port
 def loop_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")}
     env.update({"LOG_DIR": str(tmp_path / "logs"), "DATABASE_PATH": str(tmp_path / "data" / "agent.db"),
+                "LLM_CACHE_PATH": str(tmp_path / "data" / "llm_cache.db"),
                 "PROMETHEUS_PORT": str(closed_port()), "DASHBOARD_PORT": str(closed_port()),
                 "B3_TICKERS": "PETR4,VALE3", **extra})
     return env
@@ -149,7 +150,9 @@ def test_secrets_never_reach_any_log(tmp_path, stub):
 @pytest.mark.skipif(embedded_runtime_available() is not None, reason=f"{embedded_runtime_available()}")
 def test_two_cycles_with_the_embedded_model_leave_the_log_layout_and_serve_metrics(tmp_path):
     """The issue's command: ``python -m agent.loop --cycles 2 --source sim`` with the embedded model."""
-    env = loop_env(tmp_path, OLLAMA_HOST=f"http://127.0.0.1:{closed_port()}", ANALYSIS_INTERVAL="1")
+    # a pause between the cycles to look at /metrics and the dashboard: cycle 2 is answered from the LLM cache
+    # and ends at once, so without one the process would be gone before the first look
+    env = loop_env(tmp_path, OLLAMA_HOST=f"http://127.0.0.1:{closed_port()}", ANALYSIS_INTERVAL="20")
     proc = start_loop(env, "--cycles", "2", "--source", "sim")
     scraped = scrape_while_running(proc, env["PROMETHEUS_PORT"])
     shown = dashboard_after_first_cycle(proc, env["DASHBOARD_PORT"])
@@ -163,3 +166,8 @@ def test_two_cycles_with_the_embedded_model_leave_the_log_layout_and_serve_metri
     assert all("market:sim" in r["defaults_in_use"] for r in records)
     check_dashboard_shows_the_last_cycle(shown, tmp_path / "logs", {"PETR4", "VALE3"})
     assert set(shown["latest"]["defaults_in_use"]) == {"llm:embedded", "market:sim"}  # the page announces them
+    # cycle 2 re-decides the same simulated bar: the same questions are answered from the LLM cache
+    first, second = records[:2], records[2:]
+    assert all(not layer["cached"] for r in first for layer in r["layers"])
+    assert all(layer["cached"] for r in second for layer in r["layers"])
+    assert [r["decision_id"] for r in second] == [r["decision_id"] for r in first]
