@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
 def start_backtest(args: argparse.Namespace, overrides: dict) -> CascadeDeps:
     """Cascade mode: the shared start-up path (LLM provider, banner), no live sink, and the LLM cache."""
     deps = start(args, overrides, sink=False, log_files=False)
-    deps.llm_cache = LLMCache(deps.settings.database_url or deps.settings.backtest.cache_path)
+    deps.llm_cache = LLMCache(deps.settings.llm_cache_store)
     return deps
 
 

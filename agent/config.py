@@ -327,8 +327,13 @@ class Settings(_Strict):
 
     @property
     def store(self) -> Path | SecretStr:
-        """Where the ledger, the kill switch and the LLM cache live: Postgres when set, else SQLite."""
+        """Where the ledger and the kill switch live: Postgres when set, else SQLite at DATABASE_PATH."""
         return self.database_url or self.database_path
+
+    @property
+    def llm_cache_store(self) -> Path | SecretStr:
+        """Where the LLM answer cache lives: Postgres when set, else SQLite at LLM_CACHE_PATH."""
+        return self.database_url or self.backtest.cache_path
     metrics: MetricsSettings = MetricsSettings()
     alerts: AlertSettings = AlertSettings()
     loop: LoopSettings = LoopSettings()

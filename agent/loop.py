@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.llm.temperature == 0:
         # with daily bars the loop asks again about an unchanged bar every cycle: the same question to the
         # same model gets its answer from the cache (records say ``cached``); any new input is asked afresh
-        deps.llm_cache = LLMCache(settings.database_url or settings.backtest.cache_path)
+        deps.llm_cache = LLMCache(settings.llm_cache_store)
     try:
         trader = PaperTrader.from_settings(settings, clock=deps.clock)
     except ConfigError as exc:  # e.g. a ledger made by an older version
