@@ -43,11 +43,6 @@ class LoopHealth:
                         json.dumps(last_bars, sort_keys=True), sleeping_until))
             db.execute("DELETE FROM loop_cycles WHERE seq <= ?", (seq - KEEP_CYCLES,))
 
-    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The last ``limit`` cycles, newest first."""
-        return self.decode(self.db.execute(f"SELECT {', '.join(self.COLUMNS)} FROM loop_cycles ORDER BY seq DESC "
-                                           "LIMIT ?", (limit,)))
-
     @staticmethod
     def decode(rows) -> list[dict[str, Any]]:
         """Rows of loop_cycles as plain values (the flags as bools, the last bars as a dict)."""

@@ -30,6 +30,7 @@ from agent.dashboard.ledger import LedgerReader, LedgerUnreachable, NoLedger
 from agent.dashboard.records import RecordIndex, funnel
 from agent.kill_switch import TradingState
 from agent.sink import B3_TZ, DecisionSink
+from tools.performance import drawdown_series, trade_stats
 
 STATIC = Path(__file__).with_name("static")
 # route -> (page, title, draws charts): each page is static/pages/<page>.html inside static/shell.html
@@ -67,8 +68,8 @@ def control_policy(settings: Settings) -> S.Control:
 class Benchmark:
     """The Ibovespa from the configured market source, fetched at most every BENCHMARK_TTL_S."""
 
-    def __init__(self, settings: Settings, market: Any | None):
-        self.settings, self._market = settings, market
+    def __init__(self, settings: Settings, market: Any | None, clock: Callable[[], datetime]):
+        self.settings, self._market, self.clock = settings, market, clock
         self._cached: tuple[float, date, Any] | None = None
         self._lock = threading.Lock()
 
@@ -86,7 +87,7 @@ class Benchmark:
                 return self._cached[2]
             try:
                 market = self.market()
-                days = (date.today() - since).days + 30
+                days = (self.clock().astimezone(B3_TZ).date() - since).days + 30
                 bars = market.get_bars(IBOV, "1d", lookback=max(days, 60))
                 close = bars.frame["close"]
                 close = close[close.index >= pd.Timestamp(since)]
@@ -102,7 +103,7 @@ def create_app(settings: Settings, *, market: Any | None = None,
     """The app over ``settings``' stores. ``market`` (the Ibovespa source) and ``clock`` are for tests."""
     records = RecordIndex(DecisionSink(settings.logging.dir))
     ledger = LedgerReader(settings.store)
-    benchmark = Benchmark(settings, market)
+    benchmark = Benchmark(settings, market, clock)
     policy = control_policy(settings)
     reports_dir = Path(settings.dashboard.reports_dir)
 
@@ -134,13 +135,11 @@ def create_app(settings: Settings, *, market: Any | None = None,
         return response
 
     def period(since: date | None, until: date | None, default_days: int) -> tuple[date, date]:
-        today = clock().astimezone(B3_TZ).date()
-        until = until or today
+        """The funnel's window: until today and the last ``default_days`` days unless given."""
+        until = until or clock().astimezone(B3_TZ).date()
         if since is None:
             since = until - timedelta(days=default_days - 1) if until - date.min >= timedelta(days=default_days) else date.min
-        if since > until:
-            raise HTTPException(400, f"since ({since}) is after until ({until})")
-        return since, until
+        return ordered(since, until)
 
     # ------------------------------------------------------------------ decisions
 
@@ -160,8 +159,8 @@ def create_app(settings: Settings, *, market: Any | None = None,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0):
         """Decisions newest first, filtered by ticker, B3 date range, outcome and origin."""
-        if since and until and since > until:
-            raise HTTPException(400, f"since ({since}) is after until ({until})")
+        if since and until:
+            ordered(since, until)
         found = records.select(ticker=ticker.upper() if ticker else None, since=since, until=until,
                                decision=decision, origin=origin)[::-1]
         return {"total": len(found), "offset": offset, "decisions": [s.public() for s in found[offset:offset + limit]]}
@@ -218,11 +217,14 @@ def create_app(settings: Settings, *, market: Any | None = None,
                     "win_rate": None, "trades": []}
         if ticker:
             rows = [r for r in rows if r["ticker"] == ticker.upper()]
-        closes = [r for r in rows if r["profit"] is not None]
-        wins = sum(1 for r in closes if r["profit"] > 0)
+        try:
+            stats = trade_stats(rows[::-1])  # the backtest's own definitions (a win: a close with profit > 0)
+        except ValueError as exc:  # a ledger edited by hand
+            return {"available": False, "note": f"the trades cannot be summarised: {exc}", "total": len(rows),
+                    "realised_pnl": 0.0, "closed": 0, "win_rate": None, "trades": rows[:limit]}
         return {"available": True, "note": None, "total": len(rows),
-                "realised_pnl": round(sum(r["profit"] for r in closes), 2), "closed": len(closes),
-                "win_rate": wins / len(closes) if closes else None, "trades": rows[:limit]}
+                "realised_pnl": round(sum(r["profit"] for r in rows if r["profit"] is not None), 2),
+                "closed": stats.trades, "win_rate": stats.win_rate, "trades": rows[:limit]}
 
     @app.get("/api/equity", response_model=S.Equity, tags=["portfolio"])
     def equity():
@@ -236,11 +238,14 @@ def create_app(settings: Settings, *, market: Any | None = None,
         if not rows:
             return {"available": False, "note": "no equity marked yet: the loop marks the portfolio each cycle",
                     **empty}
-        points, peak = [], 0.0
-        for r in rows:  # the curve's own running peak: the kill switch's restarts when a person resumes
-            peak = max(peak, r["equity"])
-            points.append({"day": r["day"], "equity": r["equity"], "peak": peak,
-                           "drawdown": (peak - r["equity"]) / peak if peak > 0 else 0.0})
+        # the curve's own running peak (the kill switch's restarts when a person resumes)
+        curve = pd.Series([r["equity"] for r in rows], index=pd.DatetimeIndex([r["day"] for r in rows]), dtype=float)
+        try:
+            drawdown = drawdown_series(curve)
+        except ValueError as exc:  # zeros, gaps or repeats: tools/performance refuses to measure them
+            return {"available": False, "note": f"the equity history cannot be measured: {exc}", **empty}
+        points = [{"day": r["day"], "equity": r["equity"], "peak": float(peak), "drawdown": float(dd)}
+                  for r, peak, dd in zip(rows, curve.cummax(), drawdown)]
         first = date.fromisoformat(rows[0]["day"])
         close, source, note = benchmark.closes(first)
         bench = []
@@ -254,18 +259,15 @@ def create_app(settings: Settings, *, market: Any | None = None,
 
     # ------------------------------------------------------------------ kill switch
 
-    def kill_switch_view() -> dict[str, Any]:
+    @app.get("/api/kill-switch", response_model=S.KillSwitchView, tags=["kill switch"])
+    def kill_switch():
+        """RUNNING, NO_NEW_BUYS or HALTED, why and by whom, the last changes, and who may change it here."""
         try:
             ks = ledger.kill_switch()
         except NoLedger as exc:
             return {"available": False, "note": str(exc), "state": None, "reason": None, "changed_at": None,
                     "changed_by": None, "log": [], "control": policy}
         return {"available": True, "note": None, **ks, "control": policy}
-
-    @app.get("/api/kill-switch", response_model=S.KillSwitchView, tags=["kill switch"])
-    def kill_switch():
-        """RUNNING, NO_NEW_BUYS or HALTED, why and by whom, the last changes, and who may change it here."""
-        return kill_switch_view()
 
     @app.post("/api/kill-switch", response_model=S.KillSwitchResult, responses=CONTROL_RESPONSES,
               tags=["kill switch"])
@@ -376,6 +378,13 @@ def create_app(settings: Settings, *, market: Any | None = None,
     app.add_api_route("/vendor/plotly.min.js", plotly_js, include_in_schema=False)
     app.add_api_route("/favicon.ico", lambda: Response(status_code=204), include_in_schema=False)
     return app
+
+
+def ordered(since: date, until: date) -> tuple[date, date]:
+    """A date range, or a 400 when it runs backwards."""
+    if since > until:
+        raise HTTPException(400, f"since ({since}) is after until ({until})")
+    return since, until
 
 
 def no_unknown_query(request: Request) -> None:
