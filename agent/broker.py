@@ -142,7 +142,7 @@ class PaperBroker:
                  "qty": qty, "stop": pos.get("stop"), "take_profit": pos["take_profit"], "status": "pending",
                  "reason": None, "created_at": ts, "updated_at": ts}
         with self._lock, self.db.write("ledger") as db:
-            refused = self._refuse_order(db, order["ticker"], max_open)
+            refused = self.refusal(db, order["ticker"], max_open)
             if refused:
                 logger.warning("{}: BUY {} not queued: {}", order["ticker"], order["decision_id"], refused)
                 return None
@@ -155,8 +155,9 @@ class PaperBroker:
         return order
 
     @staticmethod
-    def _refuse_order(db: Database, ticker: str, max_open: int | None) -> str | None:
-        """Inside the order's transaction: why it may not be queued now, or None."""
+    def refusal(db: Database, ticker: str, max_open: int | None) -> str | None:
+        """Why an order for ``ticker`` may not be queued now (one pending per ticker, MAX_OPEN_POSITIONS), or
+        None. The trader's guard asks before a decision; ``submit`` asks again inside the order's transaction."""
         pending = [r["ticker"] for r in db.execute("SELECT ticker FROM orders WHERE status='pending'")]
         if ticker in pending:
             return f"an order for {ticker} is already pending"

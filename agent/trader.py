@@ -63,19 +63,12 @@ class PaperTrader:
             return f"kill switch is {state.value}: no new buys"
         if decision_id and (done := self.broker.order_status(decision_id)):
             return f"this bar's decision was already acted on (order {done})"
-        positions, pending = self.broker.positions(), self.broker.orders("pending")
-        if any(o["ticker"] == ticker for o in pending):
-            return f"an order for {ticker} is already pending"
-        if ticker in positions and not self.broker.allow_pyramiding:
+        pos = self.broker.positions().get(ticker)
+        if pos and not self.broker.allow_pyramiding:
             return f"a position in {ticker} is already open (pyramiding off)"
-        if ticker in positions:
-            pos = positions[ticker]
-            if self._room(pos) < self.lot_size * (pos["last_close"] or pos["entry"]):
-                return f"the {ticker} position is already at the MAX_POSITION_SIZE cap (no room for one more lot)"
-        if len(positions) + len(pending) >= self.limits.max_open_positions:
-            return (f"max open positions reached ({len(positions)} open + {len(pending)} pending, "
-                    f"limit {self.limits.max_open_positions})")
-        return None
+        if pos and self._room(pos) < self.lot_size * (pos["last_close"] or pos["entry"]):
+            return f"the {ticker} position is already at the MAX_POSITION_SIZE cap (no room for one more lot)"
+        return self.broker.refusal(self.broker.db, ticker, self.limits.max_open_positions)
 
     # ------------------------------------------------------------------ market and decisions
 
