@@ -73,6 +73,11 @@ class Bar:
     close: float
 
 
+def last_mark(position: dict[str, Any]) -> float:
+    """What a position is worth per share now: the last close the broker saw, or its entry before any."""
+    return position["last_close"] or position["entry"]
+
+
 def bars_from_frame(frame: pd.DataFrame) -> list[Bar]:
     """Validated OHLC bars (agent.market) -> broker bars, oldest first."""
     prices = zip(*(frame[c].to_numpy(dtype=float).tolist() for c in ("open", "high", "low", "close")))
@@ -123,7 +128,7 @@ class PaperBroker:
     def equity(self, marks: dict[str, float]) -> float:
         """Cash plus open positions at ``marks``; a ticker with no mark now is valued at the last close
         the broker saw (a failed fetch must neither fake a loss nor hide one)."""
-        return self.cash + sum(p["qty"] * marks.get(t, p["last_close"] or p["entry"])
+        return self.cash + sum(p["qty"] * marks.get(t, last_mark(p))
                                for t, p in self.positions().items())
 
     # ------------------------------------------------------------------ orders

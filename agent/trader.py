@@ -19,7 +19,7 @@ import pandas as pd
 from loguru import logger
 
 from agent.alerts import AlertQueue, halt_alert, trade_alert
-from agent.broker import Costs, PaperBroker, bars_from_frame
+from agent.broker import Costs, PaperBroker, bars_from_frame, last_mark
 from agent.config import KillSwitchSettings, Settings
 from agent.db import Database, open_database
 from agent.kill_switch import KillSwitch, TradingState, fills_blocked
@@ -66,7 +66,7 @@ class PaperTrader:
         pos = self.broker.positions().get(ticker)
         if pos and not self.broker.allow_pyramiding:
             return f"a position in {ticker} is already open (pyramiding off)"
-        if pos and self._room(pos) < self.lot_size * (pos["last_close"] or pos["entry"]):
+        if pos and self._room(pos) < self.lot_size * last_mark(pos):
             return f"the {ticker} position is already at the MAX_POSITION_SIZE cap (no room for one more lot)"
         return self.broker.refusal(self.broker.db, ticker, self.limits.max_open_positions)
 
@@ -108,7 +108,7 @@ class PaperTrader:
         """BRL a pyramiding add may still put into a held position under the size cap."""
         if self.max_position_value is None:
             return float("inf")
-        return self.max_position_value - position["qty"] * (position["last_close"] or position["entry"])
+        return self.max_position_value - position["qty"] * last_mark(position)
 
     def resubmit_unqueued(self, sink: DecisionSink, days: int = 7) -> int:
         """After a crash between a BUY record and its order: queue recent BUYs the ledger never saw."""

@@ -15,6 +15,7 @@ from typing import Any
 from loguru import logger
 from pydantic import SecretStr
 
+from agent.broker import last_mark
 from agent.db import Database, is_postgres, open_database
 from agent.errors import ConfigError
 from agent.health import LoopHealth
@@ -93,7 +94,7 @@ class LedgerReader:
         out = []
         for p in self.rows("SELECT ticker, qty, entry, open_fees, stop, take_profit, decision_id, entry_bar, "
                            "checked_through, opened_at, last_close FROM positions ORDER BY ticker"):
-            mark = p["last_close"] if p["last_close"] is not None else p["entry"]
+            mark = last_mark(p)
             p["market_value"] = round(p["qty"] * mark, 2)
             p["unrealised_pnl"] = round((mark - p["entry"]) * p["qty"] - p["open_fees"], 2)
             p["unrealised_return"] = (mark - p["entry"]) / p["entry"] if p["entry"] else None
