@@ -7,14 +7,14 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import pytest
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
-from langchain_core.outputs import ChatResult
+from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agent.config import LAYER_NAMES, Settings, load_settings
 from agent.deps import CascadeDeps
@@ -58,6 +58,22 @@ LOOSE_RISK = {
 def make_settings(overrides: dict[tuple[str, ...], Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Settings from config.yaml alone: no .env and no process environment leak into tests."""
     return load_settings(env_file=None, environ=environ or {}, overrides=overrides)
+
+
+class PromptReadingChatModel(BaseChatModel):
+    """A fake chat model whose answer is a function of the prompt it reads; every prompt is kept in ``prompts``."""
+
+    answer: Callable[[str], str]
+    prompts: list = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "prompt-reading-fake"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        prompt = "\n".join(str(m.content) for m in messages)
+        self.prompts.append(prompt)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.answer(prompt)))])
 
 
 class RaisingChatModel(BaseChatModel):

@@ -6,16 +6,13 @@ import csv
 import json
 
 import pytest
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agent import eval as ev
 from agent.config import TICKER_RE
 from agent.embedded import embedded_runtime_available
 from agent.errors import ConfigError
 from agent.news import sanitize_for_prompt
-from tests.conftest import SHARED_DATA, FakeFactory, make_deps
+from tests.conftest import SHARED_DATA, FakeFactory, PromptReadingChatModel, make_deps
 from tests.test_cli import run_cli
 
 SENTIMENT_DIR = SHARED_DATA / "sentiment"
@@ -23,30 +20,18 @@ PHRASEBANK = SENTIMENT_DIR / "financial_phrasebank_50agree_4846.csv"
 NEWS_PT = SENTIMENT_DIR / "news_labeled_pt.csv"
 
 
-class KeywordChatModel(BaseChatModel):
-    """Answers from a keyword in the prompt: UPUP positive, DOWNDOWN negative, GARBLE not JSON, else neutral."""
-
-    prompts: list = []
-
-    @property
-    def _llm_type(self) -> str:
-        return "keyword-fake"
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
-        prompt = "\n".join(str(m.content) for m in messages)
-        self.prompts.append(prompt)
-        if "GARBLE" in prompt:
-            text = "not json"
-        else:
-            label = "positive" if "UPUP" in prompt else "negative" if "DOWNDOWN" in prompt else "neutral"
-            text = json.dumps({"sentiment": label, "score": 0.5, "reason": "keyword"})
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+def keyword_answer(prompt: str) -> str:
+    """UPUP in the prompt: positive, DOWNDOWN: negative, GARBLE: not JSON, else neutral."""
+    if "GARBLE" in prompt:
+        return "not json"
+    label = "positive" if "UPUP" in prompt else "negative" if "DOWNDOWN" in prompt else "neutral"
+    return json.dumps({"sentiment": label, "score": 0.5, "reason": "keyword"})
 
 
 class KeywordFactory(FakeFactory):
     def __init__(self):
         super().__init__({})
-        self.model = KeywordChatModel(prompts=[])
+        self.model = PromptReadingChatModel(answer=keyword_answer, prompts=[])
 
     def __call__(self, layer, schema):
         assert layer == "sentiment", "the evaluation runs layer 1 only"
