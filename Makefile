@@ -51,7 +51,7 @@ dashboard: $(STAMP)
 	$(PY) -m agent.dashboard
 
 bench: $(STAMP)
-	$(PY) -m agent.bench
+	$(PY) -m agent.eval.bench
 
 backup: $(STAMP)
 	$(PY) -m agent.backup create

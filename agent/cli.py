@@ -9,8 +9,8 @@ from typing import Any
 from agent.config import load_settings
 from agent.deps import CascadeDeps, build_deps
 from agent.errors import ConfigError
-from agent.log import setup_logging
-from agent.sources import SOURCES
+from agent.ops.logs import setup_logging
+from agent.market.sources import SOURCES
 from agent.trace import announce_defaults, print_error
 
 EXIT_CONFIG, EXIT_PROVIDER = 2, 3

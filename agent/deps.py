@@ -15,15 +15,15 @@ from typing import Callable
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from agent.config import Settings
-from agent.host_pool import HostPool
-from agent.llm_cache import LLMCache
-from agent.market import MarketDataProvider
-from agent.metrics import ModelSwitches
-from agent.news import FileNewsProvider, NewsBatch, NewsProvider, RssNewsProvider
+from agent.llm.host_pool import HostPool
+from agent.llm.cache import LLMCache
+from agent.market.bars import MarketDataProvider
+from agent.ops.metrics import ModelSwitches
+from agent.news.feeds import FileNewsProvider, NewsBatch, NewsProvider, RssNewsProvider
 from agent.prompts import PromptLibrary
-from agent.providers import ModelFactory, ProviderChoice, make_model_factory, resolve_provider
-from agent.sink import DecisionSink
-from agent.sources import make_market_provider
+from agent.llm.providers import ModelFactory, ProviderChoice, make_model_factory, resolve_provider
+from agent.store.jsonl import DecisionSink
+from agent.market.sources import make_market_provider
 
 
 @dataclass

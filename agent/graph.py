@@ -26,11 +26,11 @@ from agent.cli import add_run_flags, exit_code, start
 from agent.config import LAYER_NAMES, TICKER_RE, normalize_ticker
 from agent.deps import CascadeDeps
 from agent.errors import AgentError, ConfigError, DataError, ProviderError
-from agent.layers import LAYERS, run_layer
-from agent.metrics import COUNTERS
-from agent.news import CLOCK_SKEW_TOLERANCE, DEFAULT_ALIASES, format_headlines, sanitize_for_prompt, screen_headline, select_headlines
+from agent.layers.base.base import LAYERS, run_layer
+from agent.ops.metrics import COUNTERS
+from agent.news.feeds import CLOCK_SKEW_TOLERANCE, DEFAULT_ALIASES, format_headlines, sanitize_for_prompt, screen_headline, select_headlines
 from agent.record import DecisionRecord, Position, combined_prompt_version, decision_id
-from agent.sink import B3_TZ
+from agent.store.jsonl import B3_TZ
 from agent.state import CascadeState
 from agent.trace import print_trace
 from tools.indicators import bar_label, bar_labels, latest_indicators, timeframe_summary
@@ -96,7 +96,7 @@ def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
 
 def session_checks(frame: pd.DataFrame, now: datetime) -> dict[str, Any]:
     """Daily bars against the B3 calendar: sessions missing from the window, and sessions behind now."""
-    from agent.b3calendar import default_calendar
+    from agent.market.calendar import default_calendar
 
     cal = default_calendar()
     first, last = frame.index[0].date(), frame.index[-1].date()

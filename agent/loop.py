@@ -32,24 +32,24 @@ from typing import Any, Callable
 
 from loguru import logger
 
-from agent.alerts import AlertQueue, build_alerts, halt_alert, stall_alert
-from agent.b3calendar import default_calendar
+from agent.ops.alerts import AlertQueue, build_alerts, halt_alert, stall_alert
+from agent.market.calendar import default_calendar
 from agent.cli import EXIT_CONFIG, add_run_flags, exit_code, start
 from agent.config import LAYER_NAMES, load_settings
 from agent.deps import CascadeDeps
 from agent.errors import ConfigError, ProviderError
 from agent.dashboard.server import serve_in_thread
 from agent.graph import build_graph
-from agent.health import LoopHealth
+from agent.trading.heartbeat import LoopHealth
 from agent.scheduler import LayerMajorScheduler, decide_ticker_major
-from agent.kill_switch import KillSwitch, TradingState
-from agent.llm_cache import LLMCache
-from agent.log import perf_log
-from agent.metrics import COUNTERS
-from agent.prometheus import serve_metrics
-from agent.sink import B3_TZ
+from agent.trading.kill_switch import KillSwitch, TradingState
+from agent.llm.cache import LLMCache
+from agent.ops.logs import perf_log
+from agent.ops.metrics import COUNTERS
+from agent.ops.metrics_server import serve_metrics
+from agent.store.jsonl import B3_TZ
 from agent.trace import print_error
-from agent.trader import PaperTrader
+from agent.trading.trader import PaperTrader
 
 TOOL_STAGES = ("market_data", "indicators", "risk_snapshot")
 LLM_OUTAGES = ("connection", "timeout", "model_missing")

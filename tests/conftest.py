@@ -18,11 +18,11 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agent.config import LAYER_NAMES, Settings, load_settings
 from agent.deps import CascadeDeps
-from agent.market import SimProvider
-from agent.metrics import COUNTERS
+from agent.market.bars import SimProvider
+from agent.ops.metrics import COUNTERS
 from agent.prompts import PromptLibrary
-from agent.providers import ProviderChoice
-from agent.sink import DecisionSink
+from agent.llm.providers import ProviderChoice
+from agent.store.jsonl import DecisionSink
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DAILY_DIR = SHARED_DATA / "b3" / "daily"

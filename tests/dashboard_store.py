@@ -18,12 +18,12 @@ import pandas as pd
 from agent.config import Settings
 from agent.deps import CascadeDeps
 from agent.graph import build_graph
-from agent.health import LoopHealth
-from agent.market import CsvProvider
+from agent.trading.heartbeat import LoopHealth
+from agent.market.bars import CsvProvider
 from agent.prompts import PromptLibrary
-from agent.providers import ProviderChoice
-from agent.sink import DecisionSink
-from agent.trader import PaperTrader
+from agent.llm.providers import ProviderChoice
+from agent.store.jsonl import DecisionSink
+from agent.trading.trader import PaperTrader
 from tests.conftest import DAILY_DIR, DISCARD, LOOSE_RISK, PASS, FakeFactory, make_settings
 
 TICKERS = ("PETR4", "VALE3", "ITUB4")

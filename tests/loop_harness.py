@@ -21,10 +21,10 @@ import signal
 from datetime import date
 from pathlib import Path
 
-import agent.broker
+import agent.trading.broker
 from agent.loop import TradingLoop
-from agent.sink import DecisionSink
-from agent.trader import PaperTrader
+from agent.store.jsonl import DecisionSink
+from agent.trading.trader import PaperTrader
 from tests.conftest import LOOSE_RISK, make_deps, make_settings
 from tests.test_loop import MarketDays
 
@@ -53,7 +53,7 @@ def install_kill(point: str, nth: int) -> None:
 
         DecisionSink.write = write_then_die
     elif point == "order":
-        submit = agent.broker.PaperBroker.submit
+        submit = agent.trading.broker.PaperBroker.submit
 
         def submit_then_die(self, record, ts, *args):
             order = submit(self, record, ts, *args)
@@ -61,9 +61,9 @@ def install_kill(point: str, nth: int) -> None:
                 die()
             return order
 
-        agent.broker.PaperBroker.submit = submit_then_die
+        agent.trading.broker.PaperBroker.submit = submit_then_die
     elif point in ("ledger", "torn"):
-        append = agent.broker.append_jsonl
+        append = agent.trading.broker.append_jsonl
 
         def append_or_die(path, record, fsync=False):
             if hit():
@@ -74,7 +74,7 @@ def install_kill(point: str, nth: int) -> None:
                 die()
             append(path, record, fsync)
 
-        agent.broker.append_jsonl = append_or_die
+        agent.trading.broker.append_jsonl = append_or_die
     else:
         raise SystemExit(f"unknown kill point {point!r}")
 

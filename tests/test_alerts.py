@@ -10,9 +10,9 @@ import pytest
 from loguru import logger
 from pydantic import SecretStr, ValidationError
 
-from agent.alerts import (Alert, AlertQueue, AlertSendError, EmailChannel, SlackChannel, TelegramChannel,
+from agent.ops.alerts import (Alert, AlertQueue, AlertSendError, EmailChannel, SlackChannel, TelegramChannel,
                           build_alerts, channels_from_settings, halt_alert, stall_alert, trade_alert)
-from agent.metrics import COUNTERS
+from agent.ops.metrics import COUNTERS
 from tests.alert_stubs import HttpStub, SmtpStub, wait_until
 from tests.conftest import make_settings
 

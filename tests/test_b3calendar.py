@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.b3calendar import SAO_PAULO, B3Calendar, default_calendar
+from agent.market.calendar import SAO_PAULO, B3Calendar, default_calendar
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 INTRADAY_DIR = SHARED_DATA / "b3" / "intraday"
@@ -212,7 +212,7 @@ def test_other_60min_files_end_at_the_computed_close(cal, name):
 def test_the_shared_calendar_is_rebuilt_before_it_runs_out():
     from datetime import date, timedelta
 
-    import agent.b3calendar as b3
+    import agent.market.calendar as b3
 
     short = b3.B3Calendar(end=date.today() + timedelta(days=10))
     b3._DEFAULT[:] = [short]

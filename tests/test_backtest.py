@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from agent.backtest import buy_and_hold, main, quant_deps, training_overlap, walk_forward
+from agent.backtest.engine import buy_and_hold, main, quant_deps, training_overlap, walk_forward
 from agent.config import LAYER_NAMES
-from agent.llm_cache import LLMCache
-from agent.providers import ProviderChoice
-from agent.market import CsvProvider
+from agent.llm.cache import LLMCache
+from agent.llm.providers import ProviderChoice
+from agent.market.bars import CsvProvider
 from tests.conftest import DAILY_DIR, LOOSE_RISK, FakeFactory, PASS, make_deps, make_settings, require_shared_data
 
 START, END = date(2024, 1, 2), date(2024, 6, 28)  # quant mode trades PETR4 several times here
@@ -38,7 +38,7 @@ def test_altering_future_bars_never_changes_past_decisions_or_trades(tmp_path):
         frame.to_csv(data / "PETR4.SA.csv", index=False)
         settings = csv_settings(data)
         market = CsvProvider(data, max_jump=settings.market.max_jump)
-        from agent.sink import DecisionSink
+        from agent.store.jsonl import DecisionSink
 
         deps = quant_deps(settings, market, DecisionSink(tmp_path / f"{name}-records"))
         runs[name] = (walk_forward(deps, ["PETR4"], START, END, tmp_path / f"{name}-work"),
@@ -153,7 +153,7 @@ def test_cli_rejects_bad_arguments_with_exit_2(capsys):
 
 @pytest.mark.slow
 def test_cascade_mode_with_the_embedded_model_then_a_rerun_from_the_cache(tmp_path, monkeypatch, capsys):
-    from agent.embedded import embedded_runtime_available
+    from agent.llm.embedded import embedded_runtime_available
 
     if embedded_runtime_available() is not None:
         pytest.skip(embedded_runtime_available())
@@ -175,7 +175,7 @@ def test_cascade_mode_with_the_embedded_model_then_a_rerun_from_the_cache(tmp_pa
 
 
 def test_trading_days_reach_before_the_calendar_and_skip_b3_holidays_within_it():
-    from agent.backtest import trading_days
+    from agent.backtest.engine import trading_days
 
     assert trading_days(date(2012, 1, 2), date(2012, 1, 8)) == [date(2012, 1, d) for d in range(2, 7)]
     late = trading_days(date(2019, 12, 23), date(2019, 12, 27))
@@ -193,8 +193,8 @@ def test_the_training_warning_uses_the_most_specific_release_date(tmp_path):
 
 def test_a_backtest_never_fetches_an_rss_feed_and_says_it_ran_without_news(tmp_path):
     """A feed has today's headlines only: none is dated inside a past window, so it is not fetched per day."""
-    from agent.backtest import run_backtest
-    from agent.news import RssNewsProvider
+    from agent.backtest.engine import run_backtest
+    from agent.news.feeds import RssNewsProvider
 
     fetched = []
     deps = make_deps(tmp_path, settings=make_settings(LOOSE_RISK))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import backup
-from agent.backup import BackupError, Paths, apply_retention, create_backup, main, restore_backup
+from agent.backup import archive as backup
+from agent.backup.archive import BackupError, Paths, apply_retention, create_backup, main, restore_backup
 from tests.conftest import make_settings
 
 NOW = datetime(2025, 6, 30, 21, 0, tzinfo=timezone.utc)

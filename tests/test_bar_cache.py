@@ -7,9 +7,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from agent.bar_cache import BarCache, CachedProvider
+from agent.market.bar_cache import BarCache, CachedProvider
 from agent.errors import DataError
-from agent.market import Bars, SimProvider
+from agent.market.bars import Bars, SimProvider
 
 
 class CountingProvider:

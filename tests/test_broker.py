@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.broker import Bar, Costs, PaperBroker, bars_from_frame
-from agent.sink import read_jsonl
+from agent.trading.broker import Bar, Costs, PaperBroker, bars_from_frame
+from agent.store.jsonl import read_jsonl
 
 COSTS = Costs(slippage_bps=10.0, fee_bps=3.25, commission=2.0)
 DECIDED, NEXT, LATER = "2025-06-30", "2025-07-01", "2025-07-02"
@@ -176,7 +176,7 @@ def test_a_ledger_made_by_an_older_version_is_refused_with_a_clear_error(tmp_pat
 
 
 def test_a_live_ledger_syncs_every_commit_and_a_backtests_scratch_ledger_does_not(tmp_path):
-    from agent.db import Database
+    from agent.store.db import Database
 
     live, scratch = Database(tmp_path / "live.db"), Database(tmp_path / "backtest.db", scratch=True)
     assert live.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: a commit survives a power cut

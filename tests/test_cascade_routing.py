@@ -6,10 +6,10 @@ import pytest
 
 from agent.config import LAYER_NAMES
 from agent.graph import build_graph, run_cascade
-from agent.market import CsvProvider
-from agent.metrics import COUNTERS
+from agent.market.bars import CsvProvider
+from agent.ops.metrics import COUNTERS
 from agent.record import DecisionRecord
-from agent.sink import read_jsonl
+from agent.store.jsonl import read_jsonl
 from tests.conftest import AS_OF, DISCARD, LOOSE_RISK, PASS, FakeFactory, make_deps, make_settings
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from agent.config import load_settings
 from agent.errors import ConfigError
-from agent.log import redact, secret_values
+from agent.ops.logs import redact, secret_values
 from tests.conftest import make_settings
 
 

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 
 from agent.config import LAYER_NAMES
 from agent.dashboard.app import create_app
-from agent.kill_switch import KillSwitch, TradingState
-from agent.report import write_report
-from agent.sink import DecisionSink, append_jsonl
+from agent.trading.kill_switch import KillSwitch, TradingState
+from agent.backtest.report import write_report
+from agent.store.jsonl import DecisionSink, append_jsonl
 from tests.conftest import DAILY_DIR, require_shared_data
 from tests.dashboard_store import TICKERS, populate, settings_for
 
@@ -148,7 +148,7 @@ def test_the_funnel_defaults_to_the_last_seven_days(client, populated):
 def test_portfolio_and_trades_are_the_ledgers(client, populated):
     p = client.get("/api/portfolio").json()
     ledger = KillSwitch(populated.settings.store)  # noqa: F841 - the same store the loop writes
-    from agent.broker import PaperBroker
+    from agent.trading.broker import PaperBroker
 
     broker = PaperBroker(populated.settings.store, populated.settings.logging.dir / "trades.jsonl", 100_000.0)
     positions = broker.positions()

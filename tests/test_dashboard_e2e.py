@@ -16,10 +16,10 @@ import pytest
 import pandas as pd
 
 from agent.dashboard.app import create_app
-from agent.report import write_report
+from agent.backtest.report import write_report
 from agent.dashboard.server import serve_in_thread
-from agent.kill_switch import KillSwitch, TradingState
-from agent.sink import DecisionSink
+from agent.trading.kill_switch import KillSwitch, TradingState
+from agent.store.jsonl import DecisionSink
 from tests.conftest import require_shared_data
 from tests.dashboard_store import TICKERS, populate
 

@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.broker import PaperBroker
+from agent.trading.broker import PaperBroker
 from agent.config import load_settings
 from agent.dashboard.app import create_app
 from agent.dashboard.server import url_of
 from agent.errors import ConfigError
-from agent.health import LoopHealth
-from agent.kill_switch import KillSwitch, TradingState
-from agent.db import open_database
-from agent.sink import DecisionSink, append_jsonl
+from agent.trading.heartbeat import LoopHealth
+from agent.trading.kill_switch import KillSwitch, TradingState
+from agent.store.db import open_database
+from agent.store.jsonl import DecisionSink, append_jsonl
 from tests.conftest import require_shared_data
 from tests.dashboard_store import TICKERS, populate, settings_for
 from tests.test_cli import closed_port

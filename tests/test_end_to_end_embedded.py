@@ -10,9 +10,9 @@ import socket
 
 import pytest
 
-from agent.embedded import embedded_runtime_available
+from agent.llm.embedded import embedded_runtime_available
 from agent.record import DecisionRecord
-from agent.sink import read_jsonl
+from agent.store.jsonl import read_jsonl
 from tests.conftest import require_shared_data
 from tests.test_cli import run_cli
 

@@ -11,8 +11,8 @@ import pytest
 from agent.config import LAYER_NAMES
 from agent.deps import build_deps
 from agent.errors import LLMTransientError
-from agent.host_pool import HostPool
-from agent.metrics import COUNTERS
+from agent.llm.host_pool import HostPool
+from agent.ops.metrics import COUNTERS
 from agent.scheduler import LayerMajorScheduler
 from tests.conftest import LOOSE_RISK, PASS, make_settings
 from tests.ollama_stub import OllamaStub
@@ -160,7 +160,7 @@ def test_a_host_that_keeps_timing_out_leaves_the_pool(stubs):
 def test_a_reset_mid_reply_fails_over_like_a_refused_connection(tmp_path, stubs):
     import httpx
 
-    from agent.layers import LAYERS, _invoke_on
+    from agent.layers.base.base import LAYERS, _invoke_on
     from tests.conftest import make_deps
 
     deps = make_deps(tmp_path)

@@ -21,9 +21,9 @@ import pytest
 from loguru import logger
 from pydantic import SecretStr
 
-from agent.bar_cache import BarCache, CachedProvider
+from agent.market.bar_cache import BarCache, CachedProvider
 from agent.errors import ConfigError, DataError
-from agent.live_data import (
+from agent.market.live import (
     BrapiAuthError,
     BrapiProvider,
     DataSourceUnavailable,
@@ -37,7 +37,7 @@ from agent.live_data import (
     yahoo_symbol,
     yfinance_history,
 )
-from agent.market import OHLCV, MarketDataProvider
+from agent.market.bars import OHLCV, MarketDataProvider
 
 # yfinance 1.7 calls pandas methods with inplace=True, which pandas 3 warns about.
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")

@@ -9,7 +9,7 @@ import pytest
 
 from agent.errors import LLMError
 from agent.graph import build_graph, run_cascade
-from agent.llm_output import (
+from agent.llm.output import (
     FinalScoreAnswer,
     SentimentAnswer,
     check_citations,
@@ -17,7 +17,7 @@ from agent.llm_output import (
     parse_answer,
     strip_reasoning,
 )
-from agent.metrics import COUNTERS
+from agent.ops.metrics import COUNTERS
 from tests.conftest import AS_OF, LOOSE_RISK, PASS, FakeFactory, make_deps, make_settings
 
 GOOD_SENTIMENT = json.dumps(PASS["sentiment"])

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.alerts import Alert, AlertQueue
+from agent.ops.alerts import Alert, AlertQueue
 from agent.errors import DataError
-from agent.kill_switch import KillSwitch, TradingState, limit_breach
-from agent.llm_cache import LLMCache
+from agent.trading.kill_switch import KillSwitch, TradingState, limit_breach
+from agent.llm.cache import LLMCache
 from agent.loop import Backoff, TradingLoop, Watchdog, failure_kind, main
-from agent.market import SimProvider
-from agent.metrics import COUNTERS
-from agent.sink import read_jsonl
-from agent.trader import PaperTrader
+from agent.market.bars import SimProvider
+from agent.ops.metrics import COUNTERS
+from agent.store.jsonl import read_jsonl
+from agent.trading.trader import PaperTrader
 from tests.conftest import DISCARD, LOOSE_RISK, FakeFactory, PASS, make_deps, make_settings
 
 START = date(2025, 6, 30)  # a Monday
@@ -427,7 +427,7 @@ def test_pyramiding_adds_stay_under_the_size_cap_and_never_loosen_the_stop(tmp_p
 
 
 def test_a_halt_set_just_before_a_fill_still_wins(tmp_path):
-    from agent.broker import bars_from_frame
+    from agent.trading.broker import bars_from_frame
 
     loop, days, _ = setup_loop(tmp_path, tickers=("PETR4",))
     loop.run_cycle()  # an order is pending

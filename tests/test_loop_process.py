@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from agent.config import LAYER_NAMES
-from agent.embedded import embedded_runtime_available
-from agent.sink import DecisionSink
+from agent.llm.embedded import embedded_runtime_available
+from agent.store.jsonl import DecisionSink
 from tests.conftest import PASS, make_settings
 from tests.ollama_stub import OllamaStub
 from tests.test_cli import ROOT, closed_port

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.metrics import COUNTERS
-from agent.prometheus import serve_metrics
+from agent.ops.metrics import COUNTERS
+from agent.ops.metrics_server import serve_metrics
 from tests.conftest import DISCARD
 from tests.test_loop import setup_loop
 
@@ -83,7 +83,7 @@ def test_the_grafana_dashboard_only_uses_metrics_the_agent_exports():
     import re
     from pathlib import Path
 
-    from agent.prometheus import HELP
+    from agent.ops.metrics_server import HELP
 
     root = Path(__file__).resolve().parents[1]
     dashboard = json.loads((root / "deploy" / "grafana" / "b3-agent-dashboard.json").read_text())

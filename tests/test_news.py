@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from agent.config import TICKER_RE
 from agent.errors import ConfigError
-from agent.news import (
+from agent.news.feeds import (
     DEFAULT_ALIASES,
     PROMPT_MAX_CHARS,
     SUMMARY_MAX_CHARS,

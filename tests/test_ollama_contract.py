@@ -20,16 +20,16 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from agent.config import ENV_KEYS, LAYER_NAMES, Settings, load_settings
 from agent.deps import CascadeDeps
-from agent.embedded import embedded_runtime_available
+from agent.llm.embedded import embedded_runtime_available
 from agent.errors import ProviderError
 from agent.graph import build_graph, run_cascade
-from agent.layers import LAYERS
-from agent.llm_output import SentimentAnswer
-from agent.market import SimProvider
-from agent.metrics import COUNTERS
+from agent.layers.base.base import LAYERS
+from agent.llm.output import SentimentAnswer
+from agent.market.bars import SimProvider
+from agent.ops.metrics import COUNTERS
 from agent.prompts import PromptLibrary
-from agent.providers import ProviderChoice, make_model_factory, ollama_pulled_models, resolve_provider
-from agent.sink import DecisionSink
+from agent.llm.providers import ProviderChoice, make_model_factory, ollama_pulled_models, resolve_provider
+from agent.store.jsonl import DecisionSink
 from tests.conftest import AS_OF, FIXED_NOW, LOOSE_RISK, PASS
 from tests.ollama_stub import OllamaStub, closed_port_url
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from agent.report import clean_series, fmt_metric, to_jsonable, write_report
+from agent.backtest.report import clean_series, fmt_metric, to_jsonable, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVIL = "<script>alert(1)</script>"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.broker import PaperBroker
-from agent.sink import DecisionSink, read_jsonl
+from agent.trading.broker import PaperBroker
+from agent.store.jsonl import DecisionSink, read_jsonl
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agent.config import LAYER_NAMES
 from agent.graph import build_graph
-from agent.metrics import COUNTERS
+from agent.ops.metrics import COUNTERS
 from agent.scheduler import LayerMajorScheduler, decide_ticker_major
 from tests.conftest import DISCARD, LOOSE_RISK, PASS, make_deps, make_settings
 

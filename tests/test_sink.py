@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from agent.sink import append_jsonl, read_jsonl
+from agent.store.jsonl import append_jsonl, read_jsonl
 
 
 def test_each_record_is_a_complete_line_immediately(tmp_path):

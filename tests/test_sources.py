@@ -6,11 +6,11 @@ from datetime import date
 
 import pytest
 
-from agent.bar_cache import CachedProvider
+from agent.market.bar_cache import CachedProvider
 from agent.errors import ConfigError, DataError
-from agent.live_data import DataSourceUnavailable, RateLimited
-from agent.market import Bars, SimProvider
-from agent.sources import FallbackProvider, RetryingProvider, make_market_provider
+from agent.market.live import DataSourceUnavailable, RateLimited
+from agent.market.bars import Bars, SimProvider
+from agent.market.sources import FallbackProvider, RetryingProvider, make_market_provider
 from tests.conftest import make_settings
 
 

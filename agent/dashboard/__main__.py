@@ -12,7 +12,7 @@ from agent.cli import exit_code
 from agent.config import load_settings
 from agent.dashboard.server import announce, url_of, uvicorn_config
 from agent.errors import ConfigError
-from agent.log import setup_logging
+from agent.ops.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,8 +28,8 @@ from agent.config import LOOPBACK, Settings
 from agent.dashboard import schemas as S
 from agent.dashboard.ledger import LedgerReader, LedgerUnreachable, NoLedger
 from agent.dashboard.records import RecordIndex, funnel
-from agent.kill_switch import TradingState
-from agent.sink import B3_TZ, DecisionSink
+from agent.trading.kill_switch import TradingState
+from agent.store.jsonl import B3_TZ, DecisionSink
 from tools.performance import drawdown_series, trade_stats
 
 STATIC = Path(__file__).with_name("static")
@@ -75,7 +75,7 @@ class Benchmark:
 
     def market(self) -> Any:
         if self._market is None:
-            from agent.sources import make_market_provider
+            from agent.market.sources import make_market_provider
 
             self._market = make_market_provider(self.settings)
         return self._market

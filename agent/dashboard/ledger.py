@@ -15,11 +15,11 @@ from typing import Any
 from loguru import logger
 from pydantic import SecretStr
 
-from agent.broker import last_mark
-from agent.db import Database, is_postgres, open_database
+from agent.trading.broker import last_mark
+from agent.store.db import Database, is_postgres, open_database
 from agent.errors import ConfigError
-from agent.health import LoopHealth
-from agent.kill_switch import KillSwitch, TradingState
+from agent.trading.heartbeat import LoopHealth
+from agent.trading.kill_switch import KillSwitch, TradingState
 
 
 class NoLedger(Exception):

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from agent.config import LAYER_NAMES
 from agent.dashboard.schemas import DecisionSummary
-from agent.sink import B3_TZ, DecisionSink
+from agent.store.jsonl import B3_TZ, DecisionSink
 
 
 @dataclass(slots=True)

@@ -28,24 +28,24 @@ from typing import Any
 import pandas as pd
 from loguru import logger
 
-from agent.broker import Bar
+from agent.trading.broker import Bar
 from agent.cli import add_run_flags, exit_code, start
 from agent.config import LAYER_NAMES, TICKER_RE, Settings, comma_list, load_settings, normalize_ticker
-from agent.db import Database
+from agent.store.db import Database
 from agent.deps import CascadeDeps
 from agent.errors import ConfigError, DataError, ProviderError
 from agent.graph import build_graph
 from agent.scheduler import LayerMajorScheduler, decide_ticker_major
-from agent.kill_switch import TradingState
-from agent.llm_cache import LLMCache
-from agent.log import setup_logging
-from agent.metrics import COUNTERS
+from agent.trading.kill_switch import TradingState
+from agent.llm.cache import LLMCache
+from agent.ops.logs import setup_logging
+from agent.ops.metrics import COUNTERS
 from agent.prompts import PromptLibrary
-from agent.providers import ProviderChoice
-from agent.quant_rules import QUANT_PROVIDER
-from agent.sink import B3_TZ, DecisionSink
-from agent.sources import make_market_provider
-from agent.trader import PaperTrader
+from agent.llm.providers import ProviderChoice
+from agent.layers.base.quant import QUANT_PROVIDER
+from agent.store.jsonl import B3_TZ, DecisionSink
+from agent.market.sources import make_market_provider
+from agent.trading.trader import PaperTrader
 
 IBOV = "^BVSP"
 ALL_BARS = 1_000_000  # lookback that means "the whole file"
@@ -88,7 +88,7 @@ def trading_days(start: date, end: date) -> list[date]:
     """B3 sessions in the window: the exchange calendar where it reaches (2019-11 onwards), weekdays before
     (a weekday with no bar is skipped later). Never taken from the bars themselves: which bars survive
     validation may depend on later bars."""
-    from agent.b3calendar import default_calendar
+    from agent.market.calendar import default_calendar
 
     cal = default_calendar()
     weekdays = [d.date() for d in pd.bdate_range(start, end)]
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             deps.llm_cache.close()
     curves, run = result.pop("_curves"), result.pop("_run")
     if args.report:
-        from agent.report import write_report
+        from agent.backtest.report import write_report
 
         files = write_report(args.report, title=f"Backtest {run.mode}: {', '.join(tickers)} {start} to {end}",
                              metrics=result["metrics"], baselines=result["baselines"], equity=run.equity,

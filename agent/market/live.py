@@ -58,9 +58,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from agent.config import normalize_ticker
 from agent.errors import ConfigError, DataError
-from agent.log import redact
-from agent.market import DEFAULT_MAX_JUMP, OHLCV, Bars, bars_until, is_index_ticker, validate_bars
-from agent.sink import B3_TZ
+from agent.ops.logs import redact
+from agent.market.bars import DEFAULT_MAX_JUMP, OHLCV, Bars, bars_until, is_index_ticker, validate_bars
+from agent.store.jsonl import B3_TZ
 
 __all__ = [
     "BrapiAuthError",

@@ -17,7 +17,7 @@ import pandas as pd
 from loguru import logger
 
 from agent.errors import DataError
-from agent.market import OHLCV, Bars, MarketDataProvider, is_index_ticker, validate_bars, window_bars
+from agent.market.bars import OHLCV, Bars, MarketDataProvider, is_index_ticker, validate_bars, window_bars
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bars (

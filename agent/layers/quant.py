@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from agent.config import Settings
-from agent.llm_output import (DataValidationAnswer, FinalScoreAnswer, LayerAnswer, RiskAnswer, SentimentAnswer,
+from agent.llm.output import (DataValidationAnswer, FinalScoreAnswer, LayerAnswer, RiskAnswer, SentimentAnswer,
                               TechnicalAnswer)
 from agent.state import CascadeState
 

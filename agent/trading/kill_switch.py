@@ -19,7 +19,7 @@ from loguru import logger
 from pydantic import SecretStr
 
 from agent.config import KillSwitchSettings
-from agent.db import Database, check_schema, next_seq, open_database
+from agent.store.db import Database, check_schema, next_seq, open_database
 
 
 class TradingState(StrEnum):

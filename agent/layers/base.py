@@ -21,7 +21,7 @@ from loguru import logger
 from agent.config import Settings
 from agent.deps import CascadeDeps
 from agent.errors import LLMError, LLMTransientError
-from agent.llm_output import (
+from agent.llm.output import (
     DataValidationAnswer,
     FinalScoreAnswer,
     LayerAnswer,
@@ -31,10 +31,10 @@ from agent.llm_output import (
     check_citations,
     parse_answer,
 )
-from agent.llm_cache import cache_key
-from agent.log import perf_log
-from agent.metrics import COUNTERS
-from agent.quant_rules import QUANT_PROVIDER, QUANT_RULES, RULES_VERSION
+from agent.llm.cache import cache_key
+from agent.ops.logs import perf_log
+from agent.ops.metrics import COUNTERS
+from agent.layers.base.quant import QUANT_PROVIDER, QUANT_RULES, RULES_VERSION
 from agent.state import CascadeState, LayerResult
 
 # Indicator values every decision needs; a None here is a data problem, not an opinion.

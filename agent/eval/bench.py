@@ -29,7 +29,7 @@ import pandas as pd
 from loguru import logger
 
 from agent.config import LAYER_NAMES, PROJECT_ROOT, load_settings
-from agent.market import CsvProvider
+from agent.market.bars import CsvProvider
 
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "b3" / "daily"
 
@@ -87,7 +87,7 @@ def bench_indicators(frame: pd.DataFrame, repeats: int) -> dict[str, Any]:
 # ------------------------------------------------------------------ backtest speed
 
 def bench_backtest(data_dir: Path, ticker: str, start: date, end: date) -> dict[str, Any]:
-    from agent.backtest import quant_deps, walk_forward
+    from agent.backtest.engine import quant_deps, walk_forward
 
     settings = load_settings(None, env_file=None, environ={}, overrides={
         ("market", "source"): "csv", ("market", "data_dir"): data_dir})
@@ -125,8 +125,8 @@ def bench_cascade(tickers: list[str], provider: str) -> dict[str, Any]:
     """Every layer called once per ticker on a real state (gates ignored), then one real decision each."""
     from agent.deps import build_deps
     from agent.graph import build_graph, compute_indicators, compute_risk, load_market_data, load_news, run_cascade
-    from agent.layers import LAYERS, call_layer
-    from agent.llm_output import LLMError
+    from agent.layers.base.base import LAYERS, call_layer
+    from agent.llm.output import LLMError
 
     settings = load_settings(None, overrides={("market", "source"): "sim", ("llm", "provider"): provider})
     deps = build_deps(settings, sink=False)
@@ -261,7 +261,7 @@ def print_results(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m agent.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m agent.eval.bench", description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="daily CSVs (default ../shared/data/b3/daily)")
     p.add_argument("--tickers", default="PETR4,VALE3,ITUB4", help="tickers for the cascade latency")
     p.add_argument("--provider", default="embedded", choices=["auto", "ollama", "embedded"])

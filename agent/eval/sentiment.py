@@ -36,9 +36,9 @@ from agent.cli import exit_code
 from agent.config import load_settings
 from agent.deps import CascadeDeps, build_deps
 from agent.errors import ConfigError, LLMError, ProviderError
-from agent.layers import LAYERS, call_layer
-from agent.log import setup_logging
-from agent.news import PROMPT_MAX_CHARS, normalize_text, sanitize_for_prompt, screen_headline
+from agent.layers.base.base import LAYERS, call_layer
+from agent.ops.logs import setup_logging
+from agent.news.feeds import PROMPT_MAX_CHARS, normalize_text, sanitize_for_prompt, screen_headline
 from agent.state import CascadeState
 from agent.trace import announce_defaults
 

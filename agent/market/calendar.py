@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
 
-from agent.sink import B3_TZ
+from agent.store.jsonl import B3_TZ
 
 SAO_PAULO = B3_TZ  # one definition of B3 local time, shared with the records
 NEW_YORK = ZoneInfo("America/New_York")

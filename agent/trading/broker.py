@@ -28,8 +28,8 @@ import pandas as pd
 from loguru import logger
 from pydantic import SecretStr
 
-from agent.db import Database, check_schema, next_seq, open_database
-from agent.sink import append_jsonl, read_jsonl
+from agent.store.db import Database, check_schema, next_seq, open_database
+from agent.store.jsonl import append_jsonl, read_jsonl
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS account (id INTEGER PRIMARY KEY CHECK (id = 1), initial DOUBLE PRECISION NOT NULL, cash DOUBLE PRECISION NOT NULL);

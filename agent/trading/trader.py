@@ -18,13 +18,13 @@ from typing import Any, Callable
 import pandas as pd
 from loguru import logger
 
-from agent.alerts import AlertQueue, halt_alert, trade_alert
-from agent.broker import Costs, PaperBroker, bars_from_frame, last_mark
+from agent.ops.alerts import AlertQueue, halt_alert, trade_alert
+from agent.trading.broker import Costs, PaperBroker, bars_from_frame, last_mark
 from agent.config import KillSwitchSettings, Settings
-from agent.db import Database, open_database
-from agent.kill_switch import KillSwitch, TradingState, fills_blocked
-from agent.metrics import COUNTERS
-from agent.sink import B3_TZ, DecisionSink
+from agent.store.db import Database, open_database
+from agent.trading.kill_switch import KillSwitch, TradingState, fills_blocked
+from agent.ops.metrics import COUNTERS
+from agent.store.jsonl import B3_TZ, DecisionSink
 
 
 class PaperTrader:

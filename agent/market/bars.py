@@ -243,7 +243,7 @@ def outside_regular_session(index: pd.DatetimeIndex) -> pd.Series:
     The close moves with US daylight saving time (17:00 or 18:00), so the calendar decides; for
     days it does not cover, the widest regular session (10:00 to 18:00) is used.
     """
-    from agent.b3calendar import default_calendar
+    from agent.market.calendar import default_calendar
 
     cal = default_calendar()
     bounds: dict = {}

@@ -25,8 +25,8 @@ from loguru import logger
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from agent.config import Settings, comma_list
-from agent.log import redact
-from agent.metrics import COUNTERS
+from agent.ops.logs import redact
+from agent.ops.metrics import COUNTERS
 
 PAPER_MARK = "[paper]"
 DEFAULT_SENDER = "trading-agent@localhost"

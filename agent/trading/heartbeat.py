@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent.db import Database, check_schema, next_seq
+from agent.store.db import Database, check_schema, next_seq
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS loop_cycles (

@@ -16,20 +16,20 @@ from typing import Callable
 import pandas as pd
 from loguru import logger
 
-from agent.bar_cache import BarCache, CachedProvider
+from agent.market.bar_cache import BarCache, CachedProvider
 from agent.config import Settings
 from agent.errors import ConfigError, DataError
-from agent.live_data import BrapiProvider, DataSourceUnavailable, YFinanceProvider
-from agent.market import Bars, CsvProvider, MarketDataProvider, SimProvider
-from agent.metrics import COUNTERS
-from agent.sink import B3_TZ
+from agent.market.live import BrapiProvider, DataSourceUnavailable, YFinanceProvider
+from agent.market.bars import Bars, CsvProvider, MarketDataProvider, SimProvider
+from agent.ops.metrics import COUNTERS
+from agent.store.jsonl import B3_TZ
 
 SOURCES = ("sim", "csv", "auto", "yfinance", "brapi")
 
 
 def last_complete_session() -> date | None:
     """The last complete B3 session now; None outside the calendar's range."""
-    from agent.b3calendar import default_calendar
+    from agent.market.calendar import default_calendar
 
     try:
         return default_calendar().last_complete_session(datetime.now(B3_TZ))

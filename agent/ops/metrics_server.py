@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from agent.config import LOOPBACK
-from agent.metrics import COUNTERS, Counters
+from agent.ops.metrics import COUNTERS, Counters
 
 PREFIX = "b3agent_"
 

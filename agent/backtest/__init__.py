@@ -1,0 +1,1 @@
+"""Walk-forward backtests of the cascade and their reports (python -m agent.backtest)."""

@@ -1,0 +1,1 @@
+"""Back up and restore the agent's state (python -m agent.backup)."""

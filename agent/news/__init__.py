@@ -1,0 +1,1 @@
+"""News headlines for the sentiment layer: feeds, ticker matching, screening and selection."""

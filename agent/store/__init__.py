@@ -1,0 +1,1 @@
+"""Persistence: the database interface (SQLite or Postgres) and append-only JSONL."""

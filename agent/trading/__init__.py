@@ -1,0 +1,1 @@
+"""Paper trading: the broker's ledger, the trader, the kill switch, the loop's heartbeat."""
