@@ -26,7 +26,7 @@ from agent.cli import add_run_flags, exit_code, start
 from agent.config import LAYER_NAMES, TICKER_RE, normalize_ticker
 from agent.deps import CascadeDeps
 from agent.errors import AgentError, ConfigError, DataError, ProviderError
-from agent.layers.base.base import LAYERS, run_layer
+from agent.layers.base import LAYERS, run_layer
 from agent.ops.metrics import COUNTERS
 from agent.news.feeds import CLOCK_SKEW_TOLERANCE, DEFAULT_ALIASES, format_headlines, sanitize_for_prompt, screen_headline, select_headlines
 from agent.record import DecisionRecord, Position, combined_prompt_version, decision_id

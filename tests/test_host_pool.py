@@ -160,7 +160,7 @@ def test_a_host_that_keeps_timing_out_leaves_the_pool(stubs):
 def test_a_reset_mid_reply_fails_over_like_a_refused_connection(tmp_path, stubs):
     import httpx
 
-    from agent.layers.base.base import LAYERS, _invoke_on
+    from agent.layers.base import LAYERS, _invoke_on
     from tests.conftest import make_deps
 
     deps = make_deps(tmp_path)

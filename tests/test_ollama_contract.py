@@ -23,7 +23,7 @@ from agent.deps import CascadeDeps
 from agent.llm.embedded import embedded_runtime_available
 from agent.errors import ProviderError
 from agent.graph import build_graph, run_cascade
-from agent.layers.base.base import LAYERS
+from agent.layers.base import LAYERS
 from agent.llm.output import SentimentAnswer
 from agent.market.bars import SimProvider
 from agent.ops.metrics import COUNTERS

@@ -42,7 +42,7 @@ from agent.ops.logs import setup_logging
 from agent.ops.metrics import COUNTERS
 from agent.prompts import PromptLibrary
 from agent.llm.providers import ProviderChoice
-from agent.layers.base.quant import QUANT_PROVIDER
+from agent.layers.quant import QUANT_PROVIDER
 from agent.store.jsonl import B3_TZ, DecisionSink
 from agent.market.sources import make_market_provider
 from agent.trading.trader import PaperTrader

@@ -125,7 +125,7 @@ def bench_cascade(tickers: list[str], provider: str) -> dict[str, Any]:
     """Every layer called once per ticker on a real state (gates ignored), then one real decision each."""
     from agent.deps import build_deps
     from agent.graph import build_graph, compute_indicators, compute_risk, load_market_data, load_news, run_cascade
-    from agent.layers.base.base import LAYERS, call_layer
+    from agent.layers.base import LAYERS, call_layer
     from agent.llm.output import LLMError
 
     settings = load_settings(None, overrides={("market", "source"): "sim", ("llm", "provider"): provider})

@@ -36,7 +36,7 @@ from agent.cli import exit_code
 from agent.config import load_settings
 from agent.deps import CascadeDeps, build_deps
 from agent.errors import ConfigError, LLMError, ProviderError
-from agent.layers.base.base import LAYERS, call_layer
+from agent.layers.base import LAYERS, call_layer
 from agent.ops.logs import setup_logging
 from agent.news.feeds import PROMPT_MAX_CHARS, normalize_text, sanitize_for_prompt, screen_headline
 from agent.state import CascadeState

@@ -34,7 +34,7 @@ from agent.llm.output import (
 from agent.llm.cache import cache_key
 from agent.ops.logs import perf_log
 from agent.ops.metrics import COUNTERS
-from agent.layers.base.quant import QUANT_PROVIDER, QUANT_RULES, RULES_VERSION
+from agent.layers.quant import QUANT_PROVIDER, QUANT_RULES, RULES_VERSION
 from agent.state import CascadeState, LayerResult
 
 # Indicator values every decision needs; a None here is a data problem, not an opinion.
