@@ -17,18 +17,16 @@ from tools.performance import (
     cagr,
     calmar_ratio,
     drawdown_series,
-    exposure,
     longest_underwater,
-    max_drawdown_duration,
     risk_free_per_period,
     sharpe,
     sortino_ratio,
     summarize,
     total_return,
-    trade_stats,
     why_not_annualised,
 )
 from tools.risk import max_drawdown, sharpe_ratio, simple_returns
+from tools.trades import exposure, trade_stats
 
 PROPERTY = settings(max_examples=60, deadline=None)
 
@@ -57,7 +55,7 @@ def test_small_curve_total_return_drawdown_and_underwater_spell():
     spell = longest_underwater(eq)
     assert spell == UnderwaterSpell(1, peak=eq.index[1], start=eq.index[2], end=eq.index[2], recovered_on=eq.index[3])
     assert spell.recovered is True
-    assert max_drawdown_duration(eq) == 1
+    assert longest_underwater(eq).bars == 1
 
 
 def test_longest_underwater_spell_counts_to_the_end_when_never_recovered():
@@ -105,7 +103,7 @@ def test_calmar_is_cagr_over_max_drawdown():
     eq = curve(values)
     # CAGR = sqrt(1.21) - 1 = 0.10; Calmar = 0.10 / 0.20 = 0.5
     assert calmar_ratio(eq) == pytest.approx(0.5)
-    assert max_drawdown_duration(eq) == 1
+    assert longest_underwater(eq).bars == 1
     assert calmar_ratio(curve(100 * 1.1 ** (np.arange(505) / 252))) is None  # never fell: no drawdown to divide by
     assert calmar_ratio(eq, min_years=3.0) is None  # CAGR refused
 
@@ -283,7 +281,7 @@ def test_drawdowns_are_fractions_and_zero_at_new_highs(values):
     assert (dd[new_high] == 0).all()
     assert 0.0 <= max_drawdown(eq) <= 1.0
     assert dd.max() == pytest.approx(max_drawdown(eq), abs=1e-12)
-    assert 0 <= max_drawdown_duration(eq) <= int((dd > 0).sum())
+    assert 0 <= longest_underwater(eq).bars <= int((dd > 0).sum())
 
 
 @PROPERTY

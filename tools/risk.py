@@ -49,16 +49,23 @@ def sharpe_ratio(returns: pd.Series | np.ndarray, risk_free_rate: float = 0.0,
     return float(excess.sum(dtype=np.float64) / len(excess)) / sd * math.sqrt(periods_per_year)
 
 
+def drawdowns(prices: np.ndarray) -> np.ndarray:
+    """The project's one drawdown: the fraction below the running peak at each point, in [0, 1].
+
+    0 at every new high, 0.2 at 20 % under water (positive: a depth, never a signed return).
+    ``max_drawdown``, the backtest metrics, the report's chart and the dashboard all read it.
+    """
+    prices = np.asarray(prices, dtype=float)
+    peaks = np.maximum.accumulate(prices)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.clip(np.where(peaks > 0, 1.0 - prices / peaks, 0.0), 0.0, 1.0)
+
+
 def max_drawdown(close: pd.Series | np.ndarray) -> float:
     """Largest peak-to-trough fall, as a fraction in [0, 1]. 0 for a series that never falls."""
     prices = np.asarray(close, dtype=float)
     prices = prices[np.isfinite(prices)]
-    if prices.size == 0:
-        return 0.0
-    peaks = np.maximum.accumulate(prices)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dd = np.where(peaks > 0, 1.0 - prices / peaks, 0.0)
-    return float(np.clip(dd.max(), 0.0, 1.0))
+    return float(drawdowns(prices).max()) if prices.size else 0.0
 
 
 def annualized_volatility(close: pd.Series | np.ndarray, periods_per_year: int = TRADING_DAYS) -> float | None:
