@@ -30,7 +30,8 @@ from agent.dashboard.ledger import LedgerReader, LedgerUnreachable, NoLedger
 from agent.dashboard.records import RecordIndex, funnel
 from agent.trading.kill_switch import TradingState
 from agent.store.jsonl import B3_TZ, DecisionSink
-from tools.performance import drawdown_series, trade_stats
+from tools.performance import drawdown_series
+from tools.trades import trade_stats
 
 STATIC = Path(__file__).with_name("static")
 # route -> (page, title, draws charts): each page is static/pages/<page>.html inside static/shell.html
