@@ -9,6 +9,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class AgentError(Exception):
     """Base of every error the agent raises on purpose."""
@@ -39,3 +44,31 @@ class LLMError(AgentError):
 
 class LLMTransientError(LLMError):
     """A retryable LLM failure (connection refused or reset). Action: retry, then discard."""
+
+
+def validation_problems(exc: "ValidationError", *, limit: int | None = None, label=None, show_input=None,
+                        unknown_key: str = "unknown key") -> list[str]:
+    """A pydantic ``ValidationError`` as short ``where = value: message`` lines: the one formatter of
+    validation errors, for config, LLM answers, headlines and market payloads alike.
+
+    ``label(loc)`` names the place (default: the dotted path, ``<root>`` when empty); ``show_input(err)``
+    says whether the offending value may be quoted (never for secrets; by default, unless it is
+    missing or an unknown key), clipped so a huge value is never echoed whole. A cut list ends with
+    ``... and N more``.
+    """
+    errors = exc.errors()
+    shown = errors if limit is None else errors[:limit]
+    lines = []
+    for err in shown:
+        where = label(err["loc"]) if label else (".".join(str(p) for p in err["loc"]) or "<root>")
+        msg = unknown_key if err["type"] == "extra_forbidden" else err["msg"]
+        quote = show_input(err) if show_input else err["type"] not in ("missing", "extra_forbidden")
+        shown_value = f" = {_clip(repr(err.get('input')))}" if quote else ""
+        lines.append(f"{where}{shown_value}: {msg}")
+    if len(errors) > len(shown):
+        lines.append(f"... and {len(errors) - len(shown)} more")
+    return lines
+
+
+def _clip(text: str, most: int = 120) -> str:
+    return text if len(text) <= most else f"{text[:most]}... ({len(text)} chars)"

@@ -22,116 +22,39 @@ import argparse
 import json
 import os
 import signal
-import traceback
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from loguru import logger
 
-from agent.ops.alerts import AlertQueue, build_alerts, halt_alert, stall_alert
-from agent.market.calendar import default_calendar
 from agent.cli import EXIT_CONFIG, add_run_flags, exit_code, start
 from agent.config import LAYER_NAMES, load_settings
+from agent.dashboard.server import serve_in_thread
 from agent.deps import CascadeDeps
 from agent.errors import ConfigError, ProviderError
-from agent.dashboard.server import serve_in_thread
 from agent.graph import build_graph
-from agent.trading.heartbeat import LoopHealth
-from agent.scheduler import LayerMajorScheduler, decide_ticker_major
-from agent.trading.kill_switch import KillSwitch, TradingState
 from agent.llm.cache import LLMCache
+from agent.market.calendar import B3_TZ, b3_timestamp, default_calendar
+from agent.ops.alerts import AlertQueue, build_alerts, halt_alert, stall_alert
 from agent.ops.logs import perf_log
 from agent.ops.metrics import COUNTERS
 from agent.ops.metrics_server import serve_metrics
-from agent.store.jsonl import B3_TZ
+from agent.ops.watchdog import Watchdog
+from agent.scheduler import LayerMajorScheduler, decide_ticker_major
 from agent.trace import print_error
+from agent.trading.backoff import Backoff, failure_kind
+from agent.trading.heartbeat import LoopHealth
+from agent.trading.kill_switch import KillSwitch, TradingState
 from agent.trading.trader import PaperTrader
-
-TOOL_STAGES = ("market_data", "indicators", "risk_snapshot")
-LLM_OUTAGES = ("connection", "timeout", "model_missing")
-
 
 def describe(exc: BaseException) -> str:
     """The exception with its traceback, as text, so the log's secret masking covers it too."""
     return "".join(traceback.format_exception(exc)).rstrip()
-
-
-def failure_kind(record: dict[str, Any]) -> str | None:
-    """The kind of a failure worth backing off (data or LLM outage), or None for a normal decision."""
-    if record.get("discarded_at") in TOOL_STAGES:
-        return record["discarded_at"]
-    errors = [r.get("error") for r in record.get("layers", [])]
-    return next((f"llm_{e}" for e in errors if e in LLM_OUTAGES), None)
-
-
-class Backoff:
-    """A ticker failing the same way twice or more is skipped for 1, 2, 4... cycles, capped."""
-
-    def __init__(self, max_skip_cycles: int):
-        self.max_skip = max(max_skip_cycles, 0)
-        self._streak: dict[str, tuple[str, int]] = {}
-        self._skip: dict[str, int] = {}
-
-    def record(self, ticker: str, kind: str | None) -> None:
-        if kind is None:
-            self._streak.pop(ticker, None)
-            return
-        last, n = self._streak.get(ticker, (kind, 0))
-        n = n + 1 if last == kind else 1
-        self._streak[ticker] = (kind, n)
-        if n >= 2:
-            self._skip[ticker] = min(2 ** (n - 2), self.max_skip)
-
-    def should_skip(self, ticker: str) -> str | None:
-        """Consume one skipped cycle; the reason while backing off, else None."""
-        left = self._skip.get(ticker, 0)
-        if left <= 0:
-            return None
-        self._skip[ticker] = left - 1
-        kind, n = self._streak[ticker]
-        return f"failed {n} times in a row ({kind}); {left - 1} more cycle(s) skipped after this one"
-
-
-class Watchdog:
-    """Calls ``on_stall`` once when the loop misses its deadline (alive but not trading)."""
-
-    def __init__(self, on_stall: Callable[[float], None], monotonic: Callable[[], float] = time.monotonic,
-                 poll_s: float = 5.0):
-        self.on_stall, self.monotonic, self.poll_s = on_stall, monotonic, poll_s
-        self._deadline: float | None = None
-        self._last_beat = monotonic()
-        self._alerted = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
-
-    def expect_within(self, seconds: float) -> None:
-        """The next cycle must complete within ``seconds`` from now."""
-        self._last_beat = self.monotonic()
-        self._deadline = self._last_beat + seconds
-        self._alerted = False
-
-    def check(self) -> bool:
-        if self._deadline is not None and not self._alerted and self.monotonic() > self._deadline:
-            self._alerted = True
-            COUNTERS.inc("loop_stalls_total")
-            self.on_stall(self.monotonic() - self._last_beat)
-            return True
-        return False
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            self.check()
-
-    def start(self) -> "Watchdog":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 @dataclass
@@ -261,7 +184,7 @@ class TradingLoop:
 
     def _manage_unconfigured(self, configured: list[str], report: CycleReport, closes: dict[str, float]) -> None:
         """Positions and orders in tickers no longer in B3_TICKERS: cancel the orders, keep managing the stops."""
-        ts = self.deps.clock().astimezone(B3_TZ).isoformat(timespec="seconds")
+        ts = b3_timestamp(self.deps.clock())
         for order in self.trader.broker.orders("pending"):
             if order["ticker"] not in configured:
                 self.trader.broker.cancel_pending(f"{order['ticker']} is no longer in B3_TICKERS", ts, order["ticker"])
@@ -381,7 +304,7 @@ def control(args: argparse.Namespace) -> int:
                                 "directory, or set DATABASE_PATH to the database the agent uses"))
         return EXIT_CONFIG
     switch = KillSwitch(settings.store)
-    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    now = b3_timestamp(datetime.now(B3_TZ))
     if args.halt is not None:
         switch.set(TradingState.HALTED, args.halt or "halted by the operator", "operator", now)
     elif args.no_new_buys is not None:

@@ -160,7 +160,8 @@ def test_a_host_that_keeps_timing_out_leaves_the_pool(stubs):
 def test_a_reset_mid_reply_fails_over_like_a_refused_connection(tmp_path, stubs):
     import httpx
 
-    from agent.layers.base import LAYERS, _invoke_on
+    from agent.layers import LAYERS
+    from agent.llm.call import invoke_on
     from tests.conftest import make_deps
 
     deps = make_deps(tmp_path)
@@ -171,4 +172,4 @@ def test_a_reset_mid_reply_fails_over_like_a_refused_connection(tmp_path, stubs)
 
     deps.model = lambda layer, schema, host=None: Resetting()
     with pytest.raises(LLMTransientError):
-        _invoke_on(deps, LAYERS["sentiment"], {}, "s", "u", None)
+        invoke_on(deps, LAYERS["sentiment"], {}, "s", "u", None)

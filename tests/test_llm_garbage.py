@@ -9,14 +9,9 @@ import pytest
 
 from agent.errors import LLMError
 from agent.graph import build_graph, run_cascade
-from agent.llm.output import (
-    FinalScoreAnswer,
-    SentimentAnswer,
-    check_citations,
-    extract_json_object,
-    parse_answer,
-    strip_reasoning,
-)
+from agent.layers.final_score import FinalScoreAnswer
+from agent.layers.sentiment import SentimentAnswer
+from agent.llm.output import check_citations, extract_json_object, parse_answer, strip_reasoning
 from agent.ops.metrics import COUNTERS
 from tests.conftest import AS_OF, LOOSE_RISK, PASS, FakeFactory, make_deps, make_settings
 

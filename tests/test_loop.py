@@ -13,8 +13,10 @@ from agent.ops.alerts import Alert, AlertQueue
 from agent.errors import DataError
 from agent.trading.kill_switch import KillSwitch, TradingState, limit_breach
 from agent.llm.cache import LLMCache
-from agent.loop import Backoff, TradingLoop, Watchdog, failure_kind, main
-from agent.market.bars import SimProvider
+from agent.loop import TradingLoop, main
+from agent.ops.watchdog import Watchdog
+from agent.trading.backoff import Backoff, failure_kind
+from agent.market.sim import SimProvider
 from agent.ops.metrics import COUNTERS
 from agent.store.jsonl import read_jsonl
 from agent.trading.trader import PaperTrader
@@ -191,6 +193,26 @@ def test_halt_and_status_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert status["state"] == "HALTED" and status["reason"] == "going on holiday"
     assert main(["--no-new-buys"]) == 0
     assert KillSwitch(tmp_path / "agent.db").history()[-1]["state"] == "NO_NEW_BUYS"
+
+
+def test_a_command_line_halt_is_stamped_in_b3_time_like_the_trader(tmp_path, monkeypatch):
+    """``--halt`` from a shell on a UTC (or any) machine writes the same B3-local format as the trader and
+    the dashboard (``...-03:00``), not machine-local time with a ``+0000`` offset."""
+    import time as _time
+
+    monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "agent.db"))
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    _time.tzset()
+    try:
+        KillSwitch(tmp_path / "agent.db")
+        assert main(["--halt", "maintenance"]) == 0
+    finally:
+        monkeypatch.delenv("TZ")
+        _time.tzset()
+    changed_at = KillSwitch(tmp_path / "agent.db").status()["changed_at"]
+    stamped = datetime.fromisoformat(changed_at)
+    assert changed_at.endswith("-03:00") and stamped.utcoffset() == timedelta(hours=-3)
+    assert abs(stamped - datetime.now(timezone.utc)) < timedelta(minutes=5)
 
 
 def test_an_operator_halt_from_another_shell_is_noticed_and_alerted(tmp_path):

@@ -23,9 +23,9 @@ from agent.deps import CascadeDeps
 from agent.llm.embedded import embedded_runtime_available
 from agent.errors import ProviderError
 from agent.graph import build_graph, run_cascade
-from agent.layers.base import LAYERS
-from agent.llm.output import SentimentAnswer
-from agent.market.bars import SimProvider
+from agent.layers import LAYERS
+from agent.layers.sentiment import SentimentAnswer
+from agent.market.sim import SimProvider
 from agent.ops.metrics import COUNTERS
 from agent.prompts import PromptLibrary
 from agent.llm.providers import ProviderChoice, make_model_factory, ollama_pulled_models, resolve_provider

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from agent.backtest.report import clean_series, fmt_metric, to_jsonable, write_report
+from agent.backtest.page import fmt_metric
+from agent.backtest.report import write_report
+from agent.backtest.sanitize import clean_series, to_jsonable
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVIL = "<script>alert(1)</script>"
@@ -21,7 +23,7 @@ WARNING = "the window overlaps the LLM's training period: look-ahead through the
 
 def _metrics(total_return: float | None, **extra: object) -> dict:
     base = {"start": "2024-01-01", "end": "2024-03-22", "years": 0.23, "total_return": total_return, "cagr": None,
-            "sharpe": 1.234, "sortino": float("nan"), "calmar": None, "max_drawdown": -0.0712,
+            "sharpe": 1.234, "sortino": float("nan"), "calmar": None, "max_drawdown": 0.0712,
             "max_drawdown_duration_bars": 17, "trades": 2, "win_rate": 0.5, "profit_factor": 1.8,
             "avg_trade": 12.5, "exposure": 0.41, "annualised": False,
             "why_not_annualised": "0.23 years is under the 1-year minimum"}
@@ -129,7 +131,7 @@ def test_full_report_files_json_and_html(full: tuple[Path, dict[str, Path]]) -> 
     for text_ in ("PETR4", "VALE3", "30.61", "33.47", "851.76", "-280.81", "SELL (stop)", "SELL (take-profit)",
                   "BUY (open)", "300"):
         assert text_ in trades_table, text_
-    assert "+8.34%" in page and "-7.12%" in page and "50.00%" in page  # fractions shown as percentages
+    assert "+8.34%" in page and ">7.12%<" in page and "50.00%" in page  # fractions shown as percentages
     assert "sentiment" in page and "33.3%" in page  # funnel: 20 discards of 60
     assert "slippage_bps=5.00" in page  # meta table
 
@@ -175,7 +177,7 @@ def test_none_metrics_render_as_na(tmp_path: Path) -> None:
     assert "None" not in comparison and "nan" not in comparison.lower()
     assert "quant" in comparison
     assert fmt_metric("sharpe", None) == "n/a" and fmt_metric("sharpe", float("nan")) == "n/a"
-    assert fmt_metric("max_drawdown", -0.25) == "-25.00%" and fmt_metric("total_return", 0.1) == "+10.00%"
+    assert fmt_metric("max_drawdown", 0.25) == "25.00%" and fmt_metric("total_return", 0.1) == "+10.00%"
     assert fmt_metric("trades", 3) == "3" and fmt_metric("sharpe", np.float64(1.005)) == "1.00"
 
 

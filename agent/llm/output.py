@@ -1,8 +1,7 @@
 """LLM output is untrusted: strip reasoning, extract one JSON object, validate it with pydantic,
 and check every number it quotes against what the tools computed.
-
-Each layer's answer schema lives here too, so the schema sent to the model (Ollama ``format``,
-llama.cpp ``response_format``) and the one used to validate its answer are the same object.
+The answer schemas live with their layers (agent/layers/); the same class is sent to the model
+(Ollama ``format``, llama.cpp ``response_format``) and validates its answer.
 """
 
 from __future__ import annotations
@@ -10,58 +9,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Literal
+from pydantic import BaseModel, ValidationError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from agent.errors import LLMError
+from agent.errors import LLMError, validation_problems
 
 THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 UNCLOSED_THINK = re.compile(r"<think>.*", re.DOTALL | re.IGNORECASE)
 FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
-
-Score = Field(ge=0.0, le=1.0, description="0.0 to 1.0")
-Reason = Field(min_length=1, max_length=600, description="one or two sentences")
-Cited = Field(default_factory=dict, description="indicator values you relied on, copied from the input")
-
-
-class LayerAnswer(BaseModel):
-    # strict: an LLM's ``true`` must not become a score of 1.0, nor ``"yes"`` an approval
-    model_config = ConfigDict(extra="ignore", strict=True)
-
-
-class SentimentAnswer(LayerAnswer):
-    sentiment: Literal["positive", "neutral", "negative"]
-    score: float = Score
-    reason: str = Reason
-
-
-class TechnicalAnswer(LayerAnswer):
-    trend: Literal["bullish", "neutral", "bearish"]
-    score: float = Score
-    reason: str = Reason
-    cited: dict[str, float] = Cited
-
-
-class RiskAnswer(LayerAnswer):
-    risk: float = Field(ge=0.0, le=1.0, description="0.0 = no risk, 1.0 = unacceptable")
-    approve: bool
-    size_factor: float = Field(ge=0.0, le=1.0, description="fraction of the computed position to take, at most 1.0")
-    reason: str = Reason
-    cited: dict[str, float] = Cited
-
-
-class DataValidationAnswer(LayerAnswer):
-    valid: bool
-    score: float = Score
-    issues: list[str] = Field(default_factory=list, max_length=10)
-    reason: str = Reason
-
-
-class FinalScoreAnswer(LayerAnswer):
-    score: float = Score
-    reason: str = Reason
-
 
 def strip_reasoning(text: str) -> str:
     """Remove ``<think>...</think>`` blocks (and a trailing unclosed one) that reasoning models emit."""
@@ -91,18 +45,14 @@ def extract_json_object(text: str) -> dict:
     raise LLMError("invalid_json", f"the answer is not a JSON object: {excerpt!r}")
 
 
-def parse_answer(text: str, schema: type[LayerAnswer]) -> LayerAnswer:
+def parse_answer(text: str, schema: type[BaseModel]) -> BaseModel:
     """Validate the model's text against the layer's schema; raise LLMError with the specific problem."""
     obj = extract_json_object(text)
     _reject_non_finite(obj)
     try:
         return schema.model_validate(obj)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
-            + ("" if e["type"] == "missing" else f" (got {e.get('input')!r})")
-            for e in exc.errors()[:4]
-        )
+        problems = "; ".join(validation_problems(exc, limit=4, label=lambda loc: ".".join(str(p) for p in loc) or "answer"))
         kind = "out_of_range" if any(e["type"] in ("less_than_equal", "greater_than_equal") for e in exc.errors()) else "schema_mismatch"
         raise LLMError(kind, f"invalid answer: {problems}") from None
 

@@ -118,11 +118,6 @@ class KillSwitch:
             self.set(TradingState.HALTED, breach, "limit", ts)
         return breach
 
-    def equity_history(self) -> list[dict[str, Any]]:
-        """The last equity marked on each day, oldest first, with the peak at that time."""
-        rows = self.db.execute("SELECT day, ts, equity, peak FROM equity_history ORDER BY day")
-        return [dict(r) for r in rows]
-
     def history(self) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT ts, state, reason, changed_by FROM kill_switch_log ORDER BY seq")
         return [dict(r) for r in rows]

@@ -24,7 +24,8 @@ from agent.config import KillSwitchSettings, Settings
 from agent.store.db import Database, open_database
 from agent.trading.kill_switch import KillSwitch, TradingState, fills_blocked
 from agent.ops.metrics import COUNTERS
-from agent.store.jsonl import B3_TZ, DecisionSink
+from agent.market.calendar import B3_TZ, b3_timestamp
+from agent.store.jsonl import DecisionSink
 
 
 class PaperTrader:
@@ -52,7 +53,7 @@ class PaperTrader:
                    lot_size=settings.risk.lot_size, **kw)
 
     def _ts(self) -> str:
-        return self.clock().astimezone(B3_TZ).isoformat(timespec="seconds")
+        return b3_timestamp(self.clock())
 
     # ------------------------------------------------------------------ before a decision
 

@@ -1,0 +1,35 @@
+"""Layer 5, the final score: every earlier verdict with the snapshots. BUY needs MIN_CONFIDENCE."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.config import Settings
+from agent.layers.spec import Gate, LayerAnswer, LayerSpec, Reason, Score, indicators_view, risk_view, verdicts
+from agent.state import CascadeState
+
+
+class FinalScoreAnswer(LayerAnswer):
+    score: float = Score
+    reason: str = Reason
+
+
+def inputs(state: CascadeState) -> dict[str, Any]:
+    return {"earlier_layers": verdicts(state), "indicators": indicators_view(state), "risk": risk_view(state)}
+
+
+def gate(a: FinalScoreAnswer, s: Settings) -> Gate:
+    need = s.decision.min_confidence
+    ok = a.score >= need
+    return Gate(ok, f"final score {a.score:.2f} {'>=' if ok else '<'} MIN_CONFIDENCE {need}: {a.reason}")
+
+
+def quant_rule(state: CascadeState, s: Settings) -> FinalScoreAnswer:
+    """The mean of the sentiment, technical and data scores."""
+    scores = [r["score"] for r in state.get("layers", []) if r["layer"] in ("sentiment", "technical", "data_validation")
+              and r["score"] is not None]
+    score = sum(scores) / len(scores) if scores else 0.0
+    return FinalScoreAnswer(score=round(score, 6), reason=f"rule: mean of {len(scores)} layer scores")
+
+
+SPEC = LayerSpec("final_score", FinalScoreAnswer, inputs, gate, quant_rule)

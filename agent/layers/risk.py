@@ -1,0 +1,58 @@
+"""Layer 3, risk validation: the computed risk snapshot. The deterministic risk rules (tools/risk.py)
+rule first; the model can only refuse or shrink the position."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from agent.config import Settings
+from agent.layers.spec import Cited, Gate, LayerAnswer, LayerSpec, Reason, risk_values, risk_view, verdicts
+from agent.state import CascadeState
+
+
+class RiskAnswer(LayerAnswer):
+    risk: float = Field(ge=0.0, le=1.0, description="0.0 = no risk, 1.0 = unacceptable")
+    approve: bool
+    size_factor: float = Field(ge=0.0, le=1.0, description="fraction of the computed position to take, at most 1.0")
+    reason: str = Reason
+    cited: dict[str, float] = Cited
+
+
+def inputs(state: CascadeState) -> dict[str, Any]:
+    return {"risk": risk_view(state), "earlier_layers": verdicts(state)}
+
+
+def citable_names() -> list[str]:
+    from tools.risk import RiskSnapshot
+
+    return [k for k in RiskSnapshot.model_fields if k != "blocks"]
+
+
+def precheck(state: CascadeState, s: Settings) -> Gate | None:
+    blocks = (state.get("risk") or {}).get("blocks") or []
+    return Gate(False, f"risk rule: {'; '.join(blocks)}") if blocks else None
+
+
+def gate(a: RiskAnswer, s: Settings) -> Gate:
+    limit = s.layers.risk.max_risk
+    if not a.approve:
+        return Gate(False, f"not approved (risk {a.risk:.2f}): {a.reason}")
+    if a.risk > limit:
+        return Gate(False, f"risk {a.risk:.2f} above tolerance {limit}: {a.reason}")
+    if a.size_factor <= 0:
+        return Gate(False, f"size factor 0: {a.reason}")
+    return Gate(True, f"risk {a.risk:.2f} <= {limit}, size factor {a.size_factor:.2f}: {a.reason}")
+
+
+def quant_rule(state: CascadeState, s: Settings) -> RiskAnswer:
+    """Risk grows with volatility relative to the configured ceiling; never resizes the position."""
+    vol = (state.get("risk") or {}).get("volatility")
+    risk = 0.5 if vol is None else min(1.0, vol / s.risk.max_volatility)
+    return RiskAnswer(risk=round(risk, 6), approve=True, size_factor=1.0,
+                      reason=f"rule: volatility {vol} against a ceiling of {s.risk.max_volatility}")
+
+
+SPEC = LayerSpec("risk", RiskAnswer, inputs, gate, quant_rule, precheck=precheck, citable=risk_values,
+                 citable_names=citable_names)

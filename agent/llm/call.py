@@ -1,0 +1,125 @@
+"""The one place where a layer's LLM is called: render the prompt, ask the model (through the
+Ollama host pool when there is one, retrying transient failures), replay or fill the LLM cache,
+and validate the answer. Every failure is raised as an ``LLMError`` for the layer to discard on.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from langchain_core.messages import HumanMessage, SystemMessage
+from loguru import logger
+
+from agent.deps import CascadeDeps
+from agent.errors import LLMError, LLMTransientError
+from agent.layers.spec import LayerAnswer, LayerSpec
+from agent.llm.cache import cache_key
+from agent.llm.output import check_citations, parse_answer
+from agent.ops.metrics import COUNTERS
+from agent.state import CascadeState
+
+
+def request_schema(spec: LayerSpec) -> dict:
+    """The JSON schema sent to the model: the answer schema, with ``cited`` limited to real names."""
+    schema = spec.answer.model_json_schema()
+    if "cited" in schema.get("properties", {}):
+        names = spec.citable_names() if spec.citable_names else []
+        schema["properties"]["cited"] = {
+            "type": "object",
+            "properties": {name: {"type": "number"} for name in names},
+            "additionalProperties": False,
+            "description": "values you relied on, copied exactly from the input",
+        }
+    return schema
+
+
+def invoke(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str) -> str:
+    """Call the layer's model (through the Ollama host pool when there is one)."""
+    if deps.host_pool is None:
+        return invoke_on(deps, spec, schema, system, user, None)
+    model_name = deps.settings.layers.model_for(spec.name)
+    return deps.host_pool.call(model_name, lambda host: invoke_on(deps, spec, schema, system, user, host))
+
+
+def invoke_on(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str, host: str | None) -> str:
+    """One call on one host, mapping every transport failure to an LLMError."""
+    model = deps.model(spec.name, schema, host)
+    deps.model_switches.observe(host or deps.llm_host, deps.provider.models.get(spec.name, spec.name))
+    try:
+        message = model.invoke([SystemMessage(system), HumanMessage(user)])
+    except (httpx.TimeoutException, TimeoutError) as exc:
+        raise LLMError("timeout", f"LLM call timed out: {exc or type(exc).__name__}") from exc
+    except (httpx.NetworkError, httpx.RemoteProtocolError, ConnectionError) as exc:  # refused, reset mid-reply
+        raise LLMTransientError("connection", f"cannot reach the LLM: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any provider failure becomes a counted discard
+        status = getattr(exc, "status_code", None)
+        if status == 404:
+            model_name = deps.provider.models.get(spec.name, "?")
+            raise LLMError("model_missing", f"model {model_name} is not available: run `ollama pull {model_name}`") from exc
+        raise LLMError("llm_error", f"{type(exc).__name__}: {exc}") from exc
+    content = message.content
+    if isinstance(content, list):
+        content = "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+    return str(content)
+
+
+def _call_with_retries(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str, ticker: str) -> str:
+    """The model's raw answer; connection errors are retried (LLM_RETRIES), anything else raises."""
+    COUNTERS.inc("llm_calls_total", layer=spec.name)
+    attempts = deps.settings.llm.retries + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return invoke(deps, spec, schema, system, user)
+        except LLMTransientError as exc:
+            COUNTERS.inc("llm_retries_total", layer=spec.name)
+            if attempt == attempts:
+                raise
+            logger.warning("{} {}: {} (attempt {}/{}), retrying", ticker, spec.name, exc, attempt, attempts)
+            deps.sleep(0.5 * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def model_identity(deps: CascadeDeps, layer: str) -> str:
+    """The model as the LLM cache keys it: the name plus what makes the same name answer differently
+    (Ollama: the pulled weights' digest, so a re-pull under the same tag is not replayed; embedded:
+    its seed and context size)."""
+    name = deps.provider.models.get(layer, "?")
+    if deps.provider.name == "embedded":
+        e = deps.settings.embedded
+        return f"{name}|seed={e.seed}|n_ctx={e.n_ctx}"
+    digest = deps.provider.digests.get(layer)
+    return f"{name}@{digest}" if digest else name
+
+
+def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> tuple[LayerAnswer, list[str], str, bool]:
+    """Render the prompt, call the model (retrying transient failures), validate the answer.
+
+    Returns (answer, citation flags, prompt version, replayed from the cache). Raises LLMError on any failure.
+    """
+    ticker = state["ticker"]
+    prompt = deps.prompts.get(spec.name, ticker)
+    schema = request_schema(spec)
+    system, user = prompt.render(
+        ticker=ticker,
+        bar_date=str((state.get("market") or {}).get("bar_date")),
+        inputs_json=json.dumps(spec.inputs(state), indent=1, ensure_ascii=False, default=str),
+        schema_json=json.dumps(schema, separators=(",", ":")),
+    )
+    cache, key = deps.llm_cache, None
+    if cache is not None:
+        model_name = model_identity(deps, spec.name)
+        key = cache_key(provider=deps.provider.name, model=model_name, layer=spec.name, prompt_version=prompt.version,
+                        system=system, user=user, schema=schema, temperature=deps.settings.llm.temperature,
+                        max_tokens=deps.settings.llm.max_tokens)
+    text = cache.get(key, spec.name) if cache is not None else None
+    cached = text is not None
+    if text is None:
+        text = _call_with_retries(deps, spec, schema, system, user, ticker)
+        if cache is not None:
+            cache.put(key, text, provider=deps.provider.name, model=model_name, layer=spec.name,
+                      prompt_version=prompt.version)
+    answer = parse_answer(text, spec.answer)
+    flags = check_citations(getattr(answer, "cited", {}) or {}, spec.citable(state), deps.settings.llm.claim_tolerance) \
+        if spec.citable else []
+    return answer, flags, prompt.version, cached
