@@ -19,7 +19,8 @@ from agent.llm.host_pool import HostPool
 from agent.llm.cache import LLMCache
 from agent.market.bars import MarketDataProvider
 from agent.ops.metrics import ModelSwitches
-from agent.news.feeds import FileNewsProvider, NewsBatch, NewsProvider, RssNewsProvider
+from agent.news.feeds import FileNewsProvider, NewsProvider, RssNewsProvider
+from agent.news.headline import NewsBatch
 from agent.prompts import PromptLibrary
 from agent.llm.providers import ModelFactory, ProviderChoice, make_model_factory, resolve_provider
 from agent.store.jsonl import DecisionSink

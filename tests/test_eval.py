@@ -11,7 +11,7 @@ from agent.eval import sentiment as ev
 from agent.config import TICKER_RE
 from agent.llm.embedded import embedded_runtime_available
 from agent.errors import ConfigError
-from agent.news.feeds import sanitize_for_prompt
+from agent.news.injection import sanitize_for_prompt
 from tests.conftest import SHARED_DATA, FakeFactory, PromptReadingChatModel, make_deps
 from tests.test_cli import run_cli
 

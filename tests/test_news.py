@@ -17,23 +17,18 @@ from pydantic import ValidationError
 from agent.config import TICKER_RE
 from agent.errors import ConfigError
 from agent.news.feeds import (
-    DEFAULT_ALIASES,
-    PROMPT_MAX_CHARS,
-    SUMMARY_MAX_CHARS,
     USER_AGENT,
     FeedError,
     FileNewsProvider,
-    Headline,
     NewsProvider,
     RssNewsProvider,
-    format_headlines,
     http_fetch,
-    match_tickers,
     parse_feed_date,
-    sanitize_for_prompt,
-    screen_headline,
-    select_headlines,
 )
+from agent.news.headline import SUMMARY_MAX_CHARS, Headline
+from agent.news.injection import PROMPT_MAX_CHARS, sanitize_for_prompt, screen_headline
+from agent.news.selection import format_headlines, select_headlines
+from agent.news.tickers import DEFAULT_ALIASES, match_tickers
 
 FIXTURES = Path(__file__).parent / "fixtures" / "news"
 BRT = timezone(timedelta(hours=-3))

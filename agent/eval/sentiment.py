@@ -38,7 +38,8 @@ from agent.deps import CascadeDeps, build_deps
 from agent.errors import ConfigError, LLMError, ProviderError
 from agent.layers.base import LAYERS, call_layer
 from agent.ops.logs import setup_logging
-from agent.news.feeds import PROMPT_MAX_CHARS, normalize_text, sanitize_for_prompt, screen_headline
+from agent.news.headline import normalize_text
+from agent.news.injection import PROMPT_MAX_CHARS, sanitize_for_prompt, screen_headline
 from agent.state import CascadeState
 from agent.trace import announce_defaults
 

@@ -1,221 +1,36 @@
-"""News headlines for the sentiment layer: providers, ticker matching, selection and screening.
+"""Where headlines come from: the NewsProvider interface, RSS/Atom feeds and local files.
 
-Headlines are untrusted input twice over: the feeds can be broken (so every provider reports
-what it skipped and why, and one bad feed never stops the others), and the text can try to
-instruct the model (so ``select_headlines`` screens every headline and returns the dropped
-ones with the reason, for the decision record). Nothing here ever calls an LLM.
+Feeds are untrusted and can be broken: every provider reports what it skipped and why, and one
+bad feed never stops the others. Nothing here ever calls an LLM.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
-import re
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import feedparser
 import httpx
 from loguru import logger
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import ValidationError
 
-from agent.config import normalize_ticker
 from agent.errors import AgentError, ConfigError
+from agent.news.headline import FeedReport, Headline, NewsBatch, Tally, plain_text, require_aware, validation_reason
 
-TITLE_MAX_CHARS = 500
-SOURCE_MAX_CHARS = 120
-SUMMARY_MAX_CHARS = 1000
-# What one headline may occupy in a prompt: enough for any real title, too little for a payload.
-PROMPT_MAX_CHARS = 300
 # A feed larger than this is not a news feed (or is an attack on memory); it is refused.
 MAX_FEED_BYTES = 5 * 1024 * 1024
 USER_AGENT = "b3-cascade-agent/0.1 (news reader; paper trading)"
-# Publishers' clocks and ours disagree a little; more than this in the future is a bad date.
-CLOCK_SKEW_TOLERANCE = timedelta(minutes=5)
-# How many per-row reasons a report keeps verbatim (the counts are always complete).
-MAX_NOTES = 20
 
 
 class FeedError(AgentError):
     """A news feed or file could not be fetched or parsed. Action: skip that feed; the others go on."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Text helpers
-
-
-_WS_RE = re.compile(r"\s+")
-_TAG_RE = re.compile(r"<[^>]*>")
-# Characters that delimit code, markup or JSON in a prompt; a headline never needs them.
-_PROMPT_DELIMITERS = str.maketrans("", "", "`<>{}[]")
-
-
-def _strip_invisible(text: str) -> str:
-    """Drop control, format (zero-width, bidi override), private-use and surrogate characters.
-
-    Whitespace controls (newline, tab) become spaces so words stay apart.
-    """
-    out = []
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if ch in "\t\n\r\v\f\x85\u2028\u2029":
-            out.append(" ")
-        elif cat in ("Cc", "Cf", "Co", "Cs"):
-            continue
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def normalize_text(text: str) -> str:
-    """NFC, invisible characters removed, whitespace collapsed: the form a Headline stores."""
-    return _WS_RE.sub(" ", _strip_invisible(unicodedata.normalize("NFC", text))).strip()
-
-
-def _strip_accents(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
-
-
-def _fold(text: str) -> str:
-    """Accent- and case-insensitive comparison form ("Itaú" and "ITAU" fold to "itau")."""
-    return _WS_RE.sub(" ", _strip_accents(_strip_invisible(text)).casefold()).strip()
-
-
-def _plain(text: str) -> str:
-    """Feed text as plain text: markup removed, entities decoded."""
-    return normalize_text(html.unescape(_TAG_RE.sub(" ", text)))
-
-
-def _cap(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-# ---------------------------------------------------------------------------------------------
-# The boundary model
-
-
-class Headline(BaseModel):
-    """One news item, validated: normalised text and a timezone-aware publication time."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    title: str
-    source: str
-    published: datetime
-    url: str | None = None
-    summary: str | None = None
-
-    @field_validator("title", "source")
-    @classmethod
-    def _bounded_text(cls, v: str, info: ValidationInfo) -> str:
-        limit = TITLE_MAX_CHARS if info.field_name == "title" else SOURCE_MAX_CHARS
-        v = normalize_text(v)
-        if not 1 <= len(v) <= limit:
-            raise ValueError(f"must be 1..{limit} characters after normalising whitespace, got {len(v)}")
-        return v
-
-    @field_validator("published")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        # A naive time is ambiguous by three hours on B3 (UTC vs America/Sao_Paulo): refuse it.
-        if v.tzinfo is None or v.utcoffset() is None:
-            raise ValueError("must be timezone-aware (e.g. 2025-06-30T10:00:00-03:00); a naive time is ambiguous")
-        return v
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str | None) -> str | None:
-        if v is None:
-            return None
-        v = v.strip()
-        if not v:
-            return None  # an empty cell means "no link", as an empty env value means "not set"
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.netloc or _WS_RE.search(v):
-            raise ValueError(f"must be an http(s) URL, got {v[:80]!r}")
-        return v
-
-    @field_validator("summary")
-    @classmethod
-    def _summary(cls, v: str | None) -> str | None:
-        if v is None:
-            return None
-        v = normalize_text(v)
-        # Summaries are optional context and often whole articles: cap them rather than refuse.
-        return _cap(v, SUMMARY_MAX_CHARS) if v else None
-
-
-def _validation_reason(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}" for e in exc.errors())
-
-
-class FeedReport(BaseModel):
-    """What one feed (URL or file) yielded and what was skipped; goes into logs and records."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    feed: str
-    ok: bool
-    error: str | None = None
-    entries: int = Field(0, ge=0)
-    headlines: int = Field(0, ge=0)
-    skipped: dict[str, int] = Field(default_factory=dict)
-    repaired: dict[str, int] = Field(default_factory=dict)
-    notes: list[str] = Field(default_factory=list)
-
-
-class NewsBatch(BaseModel):
-    """Everything a provider returned in one fetch, with one report per feed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    provider: str
-    fetched_at: datetime
-    headlines: list[Headline]
-    reports: list[FeedReport]
-
-    @property
-    def errors(self) -> list[str]:
-        return [f"{r.feed}: {r.error}" for r in self.reports if not r.ok]
-
-
-class _Tally:
-    """Counts skip reasons and keeps the first few row-level notes."""
-
-    def __init__(self) -> None:
-        self.skipped: dict[str, int] = {}
-        self.repaired: dict[str, int] = {}
-        self.notes: list[str] = []
-        self._extra = 0
-
-    def skip(self, kind: str, note: str | None = None) -> None:
-        self.skipped[kind] = self.skipped.get(kind, 0) + 1
-        if note:
-            self.note(note)
-
-    def repair(self, kind: str) -> None:
-        self.repaired[kind] = self.repaired.get(kind, 0) + 1
-
-    def note(self, note: str) -> None:
-        if len(self.notes) < MAX_NOTES:
-            self.notes.append(note)
-        else:
-            self._extra += 1
-
-    def report(self, feed: str, entries: int, headlines: int) -> FeedReport:
-        notes = self.notes + ([f"... and {self._extra} more"] if self._extra else [])
-        return FeedReport(feed=feed, ok=True, entries=entries, headlines=headlines,
-                          skipped=self.skipped, repaired=self.repaired, notes=notes)
 
 
 def _log_report(provider: str, report: FeedReport) -> None:
@@ -223,15 +38,6 @@ def _log_report(provider: str, report: FeedReport) -> None:
         logger.warning("news {} {}: {}", provider, report.feed, report.error)
     elif report.skipped:
         logger.info("news {} {}: {} headlines, skipped {}", provider, report.feed, report.headlines, report.skipped)
-
-
-def _require_aware(now: datetime) -> None:
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-
-
-# ---------------------------------------------------------------------------------------------
-# Providers
 
 
 class NewsProvider(Protocol):
@@ -333,7 +139,7 @@ class RssNewsProvider:
         return self.collect(now).headlines
 
     def collect(self, now: datetime) -> NewsBatch:
-        _require_aware(now)
+        require_aware(now)
         headlines: list[Headline] = []
         reports: list[FeedReport] = []
         for url in self.urls:
@@ -356,15 +162,15 @@ class RssNewsProvider:
         if not version and not entries:
             why = f" ({type(parsed.bozo_exception).__name__}: {parsed.bozo_exception})" if parsed.get("bozo") else ""
             raise FeedError(f"not an RSS or Atom feed{why}")
-        tally = _Tally()
+        tally = Tally()
         if parsed.get("bozo"):
             tally.note(f"malformed feed ({type(parsed.bozo_exception).__name__}: {parsed.bozo_exception}); "
                        f"{len(entries)} entries recovered")
-        feed_title = _plain(parsed.get("feed", {}).get("title") or "")
+        feed_title = plain_text(parsed.get("feed", {}).get("title") or "")
         source = feed_title or urlsplit(url).netloc
         out: list[Headline] = []
         for n, entry in enumerate(entries, 1):
-            title = _plain(entry.get("title") or "")
+            title = plain_text(entry.get("title") or "")
             if not title:
                 tally.skip("no_title")
                 continue
@@ -384,11 +190,11 @@ class RssNewsProvider:
             if link is not None and urlsplit(link).scheme not in ("http", "https"):
                 tally.repair("non_http_link_removed")
                 link = None
-            summary = _plain(entry.get("summary") or "") or None
+            summary = plain_text(entry.get("summary") or "") or None
             try:
                 out.append(Headline(title=title, source=source, published=published, url=link, summary=summary))
             except ValidationError as exc:
-                tally.skip("invalid", f"entry {n}: {_validation_reason(exc)}")
+                tally.skip("invalid", f"entry {n}: {validation_reason(exc)}")
         return out, tally.report(url, len(entries), len(out))
 
 
@@ -419,7 +225,7 @@ class FileNewsProvider:
         return self.collect(now).headlines
 
     def collect(self, now: datetime) -> NewsBatch:
-        _require_aware(now)
+        require_aware(now)
         try:
             data = self.path.read_bytes()
             rows = _csv_rows(data) if self.kind == "csv" else _jsonl_rows(data)
@@ -488,7 +294,7 @@ def _csv_rows(data: bytes) -> Iterable[_Row]:
 
 
 def _rows_to_headlines(feed: str, rows: Iterable[_Row]) -> tuple[list[Headline], FeedReport]:
-    tally = _Tally()
+    tally = Tally()
     out: list[Headline] = []
     entries = 0
     for row in rows:
@@ -525,277 +331,6 @@ def _rows_to_headlines(feed: str, rows: Iterable[_Row]) -> tuple[list[Headline],
             out.append(Headline(title=obj["title"], source=obj["source"], published=published,
                                 url=obj.get("url"), summary=obj.get("summary")))
         except ValidationError as exc:
-            tally.skip("invalid", f"line {n}: {_validation_reason(exc)}")
+            tally.skip("invalid", f"line {n}: {validation_reason(exc)}")
     return out, tally.report(feed, entries, len(out))
 
-
-# ---------------------------------------------------------------------------------------------
-# Ticker matching
-
-# Company-name aliases per ticker. The ticker code itself always matches and is not listed.
-# Aliases are matched as whole words (see match_tickers); everyday Portuguese words are avoided
-# or written in full ("Rumo Logística", not "Rumo"), and short ones ("B3", "WEG") are whole-word
-# only. Note that "B3" also names the exchange, so market-wide headlines reach B3SA3.
-DEFAULT_ALIASES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "PETR4": ("Petrobras", "Petróleo Brasileiro"),
-    "PETR3": ("Petrobras", "Petróleo Brasileiro"),
-    "VALE3": ("Vale",),
-    "ITUB4": ("Itaú", "Itaú Unibanco"),
-    "ITUB3": ("Itaú", "Itaú Unibanco"),
-    "ITSA4": ("Itaúsa",),
-    "BBDC4": ("Bradesco",),
-    "BBDC3": ("Bradesco",),
-    "ABEV3": ("Ambev",),
-    "BBAS3": ("Banco do Brasil",),
-    "SANB11": ("Santander Brasil",),
-    "BPAC11": ("BTG Pactual",),
-    "WEGE3": ("WEG",),
-    "MGLU3": ("Magazine Luiza", "Magalu"),
-    "B3SA3": ("B3",),
-    "ELET3": ("Eletrobras",),
-    "ELET6": ("Eletrobras",),
-    "SUZB3": ("Suzano",),
-    "GGBR4": ("Gerdau",),
-    "CSNA3": ("CSN", "Companhia Siderúrgica Nacional"),
-    "USIM5": ("Usiminas",),
-    "PRIO3": ("PRIO", "PetroRio"),
-    "EMBR3": ("Embraer",),
-    "RENT3": ("Localiza",),
-    "LREN3": ("Lojas Renner",),
-    "RADL3": ("Raia Drogasil", "RD Saúde"),
-    "RAIL3": ("Rumo Logística",),
-    "SBSP3": ("Sabesp",),
-    "CMIG4": ("Cemig",),
-    "EQTL3": ("Equatorial Energia",),
-    "VIVT3": ("Telefônica Brasil",),
-    "HAPV3": ("Hapvida",),
-    "TOTS3": ("Totvs",),
-})
-
-
-@lru_cache(maxsize=1024)
-def _word_pattern(term: str) -> re.Pattern[str]:
-    """Whole-word, accent-stripped, case-insensitive pattern for one alias or code.
-
-    A hyphen counts as part of a word: "Vale" does not match "vale-refeição", nor "B3" "B3SA3".
-    """
-    words = [re.escape(w) for w in _strip_accents(normalize_text(term)).split(" ") if w]
-    return re.compile(r"(?<![\w-])" + r"\s+".join(words) + r"(?![\w-])", re.IGNORECASE)
-
-
-def _mentions(text: str, term: str, proper_noun: bool) -> bool:
-    """``proper_noun``: an alias written with a capital letter does not match an all-lowercase
-    occurrence, so "vale a pena" or "localiza" (the verb) are not the companies."""
-    for m in _word_pattern(term).finditer(text):
-        if not proper_noun or m.group(0) != m.group(0).lower():
-            return True
-    return False
-
-
-def match_tickers(headline: Headline, aliases: Mapping[str, Sequence[str]]) -> set[str]:
-    """The tickers (keys of ``aliases``) a headline's title mentions.
-
-    A ticker matches by its code (PETR4; any case; a root such as PETR only if listed as an
-    alias) or by an alias, accent-insensitively and as a whole word. Case is ignored too, except
-    that an alias with a capital letter needs the occurrence not to be all lowercase (write the
-    alias in lowercase to opt out). Only the title is read: a summary of a market wrap names
-    dozens of companies that the item is not about.
-    """
-    text = _strip_accents(headline.title)
-    found: set[str] = set()
-    for ticker, names in aliases.items():
-        if _mentions(text, ticker, proper_noun=False):
-            found.add(ticker)
-            continue
-        for alias in names:
-            if alias.strip() and _mentions(text, alias, proper_noun=alias != alias.lower()):
-                found.add(ticker)
-                break
-    return found
-
-
-# ---------------------------------------------------------------------------------------------
-# Prompt-injection defence
-
-# (label, pattern) matched on the folded text: accent-free, case-folded, invisible characters removed.
-# Each pattern needs the instruction's object, so the same verbs in ordinary news do not match.
-_INJECTION_PATTERNS: list[tuple[str, re.Pattern[str]]] = [(label, re.compile(rx)) for label, rx in [
-    # English.
-    ("instruction override", r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+|the\s+|your\s+|of\s+)*"
-                             r"(?:(?:previous|prior|above|earlier|preceding|system|original)\s+)*"
-                             r"(?:instructions?|prompts?|rules|messages|directions|context)\b"),
-    ("instruction override", r"\b(?:ignore|disregard|forget)\s+(?:everything\s+|all\s+)?(?:above|before\s+this)\b"
-                             r"|\b(?:ignore|disregard|forget)\s+(?:all\s+)?(?:previous|prior|preceding|earlier)\b"),
-    ("role change", r"\byou\s+are\s+now\b|\bfrom\s+now\s+on,?\s+you\b|\bpretend\s+(?:to\s+be|you\s+are)\b"),
-    ("system prompt", r"\bsystem\s+prompt\b|\bdeveloper\s+(?:message|mode)\b"),
-    ("answer dictation", r"\b(?:respond|reply|answer)\s+(?:only\s+|just\s+|strictly\s+|exactly\s+)?(?:with|in|using)\s+"
-                         r"(?:only\s+|just\s+|exactly\s+)?(?:[\"'{]|(?:buy|hold|sell|json|score|confidence|yes|no)\b"
-                         r"|a\s+(?:score|single)\b|the\s+word\b)"
-                         r"|\b(?:respond|reply|answer)\s+(?:only|just|strictly)\b"),
-    ("answer dictation", r"\b(?:output|return|print|emit)\s+(?:only\s+)?(?:valid\s+|the\s+following\s+|this\s+)?json\b"
-                         r"|\bjson\s+only\b"),
-    ("score dictation", r"\b(?:score|confidence|sentiment)\s*(?:[:=]|of|is|must\s+be|should\s+be|to)?\s*"
-                        r"(?:1(?:[.,]0{1,2})?|0[.,]\d{1,2}|100\s*%)(?![\w.,])"),
-    ("decision dictation", r"\b(?:answer|respond|reply|output|decide|decision|verdict)\s*(?:with|is|:|=)?\s*"
-                           r"[\"']?(?:strong\s+)?buy\b"),
-    # Portuguese (accent-free: "instruções" is "instrucoes", "esqueça" is "esqueca").
-    ("instruction override", r"\b(?:ignore|desconsidere|esqueca)\s+(?:todas\s+|todos\s+|tudo\s+|as\s+|os\s+|o\s+|a\s+|suas\s+)*"
-                             r"(?:(?:instrucoes|instrucao|orientacoes|regras|comandos|mensagens)\b"
-                             r"|(?:acima|anteriores|previas)\b|o\s+que\s+(?:foi\s+dito|esta\s+acima))"),
-    ("role change", r"\bvoce\s+(?:agora\s+e|e\s+agora)\b|\ba\s+partir\s+de\s+agora,?\s+voce\b|\bfinja\s+(?:ser|que)\b"),
-    ("system prompt", r"\b(?:prompt|instrucoes|mensagem)\s+(?:do|de)\s+sistema\b"),
-    ("answer dictation", r"\b(?:responda|retorne|devolva|escreva|diga)\s+(?:apenas|somente|so)\b"
-                         r"|\b(?:responda|retorne|devolva|escreva|diga)\s+(?:com|em|um|o)\s+(?:apenas\s+|somente\s+)?"
-                         r"(?:[\"'{]|(?:json|buy|hold|compra|comprar|nota|pontuacao|score|sim|nao)\b|a\s+palavra\b)"),
-    ("score dictation", r"\b(?:pontuacao|score|nota|confianca)\s*(?:[:=]|igual\s+a)\s*(?:1(?:[.,]0{1,2})?|0[.,]\d{1,2}|10|100\s*%)(?![\w.,])"
-                        r"|\b(?:pontuacao|score)\s+(?:de\s+)?(?:1[.,]0{1,2}|0[.,]\d{1,2})(?![\w.,])"
-                        r"|\batribua\s+(?:a\s+)?(?:nota|pontuacao)\s+maxima\b"),
-    ("decision dictation", r"\b(?:decisao|veredito|resposta)\s*[:=]\s*[\"']?(?:buy|compra|comprar)\b"),
-    # Chat-template markup and role markers.
-    ("chat markup", r"<\|[a-z_]+\|>|\[/?inst\]|<</?sys>>|#{2,}\s*(?:system|instruction|instrucao)"
-                    r"|^(?:system|assistant|sistema|assistente)\s*:"),
-]]
-# Matched on the accent-free text with its case kept: "BUY now" shouted at the model, not
-# "Buy now, pay later" in a fintech headline.
-_CASED_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("decision dictation", re.compile(r"\bBUY\s+(?:NOW|now|it|IT)\b|\b(?:COMPRE|COMPRAR)\s+(?:AGORA|agora)\b")),
-]
-
-
-def screen_headline(text: str) -> str | None:
-    """Why ``text`` looks like an instruction to the model, or None when it reads as news.
-
-    Matched on an accent-free, case-folded form with invisible characters removed (so
-    "ig\\u200bnore" is caught). Patterns need the instruction's object ("ignore previous
-    instructions"), so ordinary verbs in news ("Investidores ignoram alta do petróleo",
-    "BTG recomenda compra") pass.
-    """
-    folded = _fold(text)
-    cased = _WS_RE.sub(" ", _strip_accents(_strip_invisible(text)))
-    for patterns, subject in ((_INJECTION_PATTERNS, folded), (_CASED_PATTERNS, cased)):
-        for label, pattern in patterns:
-            m = pattern.search(subject)
-            if m:
-                return f"prompt injection suspected ({label}: {m.group(0)[:60]!r})"
-    return None
-
-
-def sanitize_for_prompt(text: str, max_chars: int = PROMPT_MAX_CHARS) -> str:
-    """Untrusted text made inert for a prompt: no control or invisible characters, no backticks or
-    markup/JSON delimiters (``<>{}[]``), one line, at most ``max_chars`` characters."""
-    if max_chars < 1:
-        raise ValueError(f"max_chars must be >= 1, got {max_chars}")
-    return _cap(normalize_text(text.translate(_PROMPT_DELIMITERS)), max_chars)
-
-
-def format_headlines(headlines: Iterable[Headline], max_chars: int = PROMPT_MAX_CHARS) -> str:
-    """Headlines as prompt lines, each sanitised: ``- 2025-06-30 10:00 -0300 | source | title``."""
-    return "\n".join(
-        f"- {h.published:%Y-%m-%d %H:%M %z} | {sanitize_for_prompt(h.source, 60)} | {sanitize_for_prompt(h.title, max_chars)}"
-        for h in headlines
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Selection
-
-
-class NewsSelection(BaseModel):
-    """The headlines chosen for one ticker, and what was left out and why (for the decision record).
-
-    ``dropped`` lists (title, reason) for headlines refused as suspicious (prompt injection,
-    future-dated); ``counts`` counts every other reason a headline was not selected.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    ticker: str
-    headlines: list[Headline]
-    dropped: list[tuple[str, str]] = Field(default_factory=list)
-    counts: dict[str, int] = Field(default_factory=dict)
-    notes: list[str] = Field(default_factory=list)
-
-
-def _title_key(title: str) -> str:
-    return " ".join(re.findall(r"\w+", _fold(title)))
-
-
-_TRACKING_PARAMS = re.compile(r"^(?:utm_\w+|fbclid|gclid|ref)$", re.IGNORECASE)
-
-
-def _url_key(url: str) -> str:
-    parts = urlsplit(url)
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING_PARAMS.match(k)])
-    return urlunsplit(("https" if parts.scheme == "http" else parts.scheme, parts.netloc.lower(),
-                       parts.path.rstrip("/"), query, ""))
-
-
-def select_headlines(
-    headlines: Iterable[Headline],
-    ticker: str,
-    aliases: Mapping[str, Sequence[str]],
-    now: datetime,
-    window_hours: float,
-    max_items: int,
-    *,
-    clock_skew: timedelta = CLOCK_SKEW_TOLERANCE,
-) -> NewsSelection:
-    """The headlines about ``ticker`` published in the last ``window_hours`` (up to ``clock_skew``
-    in the future), screened for prompt injection, de-duplicated (same normalised title or same
-    URL: the earliest is kept), newest first, at most ``max_items``.
-    """
-    _require_aware(now)
-    if not window_hours > 0:
-        raise ValueError(f"window_hours must be > 0, got {window_hours}")
-    if max_items < 1:
-        raise ValueError(f"max_items must be >= 1, got {max_items}")
-    ticker = normalize_ticker(ticker)
-    by_ticker = {normalize_ticker(k): v for k, v in aliases.items()}
-    notes: list[str] = []
-    if ticker not in by_ticker:
-        notes.append(f"no aliases for {ticker}: matched by the ticker code only")
-    own = {ticker: tuple(by_ticker.get(ticker, ()))}
-    oldest, newest = now - timedelta(hours=window_hours), now + clock_skew
-    counts: dict[str, int] = {}
-    dropped: list[tuple[str, str]] = []
-
-    def count(kind: str) -> None:
-        counts[kind] = counts.get(kind, 0) + 1
-
-    kept: list[Headline] = []
-    for h in headlines:
-        if ticker not in match_tickers(h, own):
-            count("other_ticker")
-        elif h.published < oldest:
-            count("too_old")
-        elif h.published > newest:
-            count("future_dated")
-            ahead = (h.published - now).total_seconds() / 60
-            dropped.append((h.title, f"published {ahead:.0f} min after now (tolerance {clock_skew.total_seconds() / 60:.0f} min)"))
-        else:
-            reason = screen_headline(h.title) or (screen_headline(h.summary) if h.summary else None)
-            if reason:
-                count("prompt_injection")
-                dropped.append((h.title, reason))
-                logger.warning("news for {}: dropped {!r}: {}", ticker, h.title[:80], reason)
-            else:
-                kept.append(h)
-
-    unique: list[Headline] = []
-    seen_titles: set[str] = set()
-    seen_urls: set[str] = set()
-    for h in sorted(kept, key=lambda h: h.published):  # earliest first, so the original wins
-        tkey, ukey = _title_key(h.title), (_url_key(h.url) if h.url else None)
-        if tkey in seen_titles or (ukey is not None and ukey in seen_urls):
-            count("duplicate")
-            continue
-        seen_titles.add(tkey)
-        if ukey is not None:
-            seen_urls.add(ukey)
-        unique.append(h)
-
-    unique.sort(key=lambda h: h.published, reverse=True)
-    if len(unique) > max_items:
-        counts["over_max_items"] = len(unique) - max_items
-        unique = unique[:max_items]
-    return NewsSelection(ticker=ticker, headlines=unique, dropped=dropped, counts=counts, notes=notes)
