@@ -13,7 +13,7 @@ from agent.ops.logs import setup_logging
 from agent.market.sources import SOURCES
 from agent.trace import announce_defaults, print_error
 
-EXIT_CONFIG, EXIT_PROVIDER = 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_PROVIDER = 0, 1, 2, 3  # success, operational error, config, LLM provider
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:

@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.backup import archive as backup
-from agent.backup.archive import BackupError, Paths, apply_retention, create_backup, main, restore_backup
+from agent.backup.cli import main
+from agent.backup.create import create_backup
+from agent.backup.layout import BackupError, Paths
+from agent.backup.restore import restore_backup, verify_backup
+from agent.backup.retention import apply_retention, list_archives
 from tests.conftest import make_settings
 
 NOW = datetime(2025, 6, 30, 21, 0, tzinfo=timezone.utc)
@@ -280,7 +283,7 @@ def test_a_malicious_archive_is_refused_and_nothing_lands_outside_the_target(pro
     assert not (project / "evil").exists() and not (project.parent / "evil").exists()
     assert not target.exists() or list(target.iterdir()) == []
     with pytest.raises(BackupError, match="unsafe"):
-        backup.verify_backup(archive)
+        verify_backup(archive)
 
 
 # ------------------------------------------------------------------------------------------------ retention
@@ -330,7 +333,7 @@ def test_create_via_the_cli_applies_retention(project: Path, monkeypatch: pytest
     assert main(["create", "--env-file", str(project / ".env")]) == 0
     out = capsys.readouterr().out
     assert not ancient.exists() and f"deleted old backup: {ancient.name}" in out
-    assert len(backup.list_archives(d)) == 1
+    assert len(list_archives(d)) == 1
     assert "secret-token" not in out
 
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from agent.backup.archive import main
+from agent.backup.cli import main
 
 sys.exit(main())
