@@ -9,11 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from agent.backtest.engine import buy_and_hold, main, quant_deps, training_overlap, walk_forward
+from agent.backtest.baselines import buy_and_hold
+from agent.backtest.cli import main
+from agent.backtest.engine import quant_deps, walk_forward
+from agent.backtest.run import training_overlap
 from agent.config import LAYER_NAMES
 from agent.llm.cache import LLMCache
 from agent.llm.providers import ProviderChoice
-from agent.market.bars import CsvProvider
+from agent.market.csv_files import CsvProvider
 from tests.conftest import DAILY_DIR, LOOSE_RISK, FakeFactory, PASS, make_deps, make_settings, require_shared_data
 
 START, END = date(2024, 1, 2), date(2024, 6, 28)  # quant mode trades PETR4 several times here
@@ -193,7 +196,7 @@ def test_the_training_warning_uses_the_most_specific_release_date(tmp_path):
 
 def test_a_backtest_never_fetches_an_rss_feed_and_says_it_ran_without_news(tmp_path):
     """A feed has today's headlines only: none is dated inside a past window, so it is not fetched per day."""
-    from agent.backtest.engine import run_backtest
+    from agent.backtest.run import run_backtest
     from agent.news.feeds import RssNewsProvider
 
     fetched = []

@@ -2,6 +2,6 @@
 
 import sys
 
-from agent.backtest.engine import main
+from agent.backtest.cli import main
 
 sys.exit(main())
