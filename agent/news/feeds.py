@@ -333,4 +333,3 @@ def _rows_to_headlines(feed: str, rows: Iterable[_Row]) -> tuple[list[Headline],
         except ValidationError as exc:
             tally.skip("invalid", f"line {n}: {validation_reason(exc)}")
     return out, tally.report(feed, entries, len(out))
-

@@ -199,4 +199,3 @@ class Tally:
         notes = self.notes + ([f"... and {self._extra} more"] if self._extra else [])
         return FeedReport(feed=feed, ok=True, entries=entries, headlines=headlines,
                           skipped=self.skipped, repaired=self.repaired, notes=notes)
-
