@@ -1,5 +1,6 @@
 """The ledger as the dashboard reads it: positions, trades, the equity curve, the kill switch and
-the loop's heartbeat, from the database the loop writes (DATABASE_PATH, or DATABASE_URL).
+the loop's heartbeat, from the database the loop writes (DATABASE_PATH, or DATABASE_URL), through
+the read queries agent.trading owns (agent.trading.queries), never a copy of their SQL.
 
 Reading never creates anything: before the loop's first run there is no database (or no table
 yet), and every view says so instead of failing. So does a ledger that cannot be read now (Postgres
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from loguru import logger
 from pydantic import SecretStr
@@ -18,8 +19,11 @@ from pydantic import SecretStr
 from agent.trading.broker import last_mark
 from agent.store.db import Database, is_postgres, open_database
 from agent.errors import ConfigError
-from agent.trading.heartbeat import LoopHealth
+from agent.trading import queries
 from agent.trading.kill_switch import KillSwitch, TradingState
+
+T = TypeVar("T")
+KILL_SWITCH_LOG_SHOWN = 20  # the last changes shown under the kill switch
 
 
 class NoLedger(Exception):
@@ -72,9 +76,10 @@ class LedgerReader:
                 pass
         self._db, self._inode = None, None
 
-    def rows(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+    def read(self, query: Callable[..., T], *args: Any) -> T:
+        """``query`` (one of agent.trading.queries) over the ledger, its failures told apart as NoLedger."""
         try:
-            return [dict(r) for r in self.db().execute(sql, params).fetchall()]
+            return query(self.db(), *args)
         except NoLedger:
             raise
         except Exception as exc:  # noqa: BLE001 - sqlite3 and psycopg errors, told apart by their text
@@ -91,9 +96,9 @@ class LedgerReader:
     # ------------------------------------------------------------------ views
 
     def positions(self) -> list[dict[str, Any]]:
+        """Open positions marked at the last close the broker saw."""
         out = []
-        for p in self.rows("SELECT ticker, qty, entry, open_fees, stop, take_profit, decision_id, entry_bar, "
-                           "checked_through, opened_at, last_close FROM positions ORDER BY ticker"):
+        for p in self.read(queries.positions):
             mark = last_mark(p)
             p["market_value"] = round(p["qty"] * mark, 2)
             p["unrealised_pnl"] = round((mark - p["entry"]) * p["qty"] - p["open_fees"], 2)
@@ -102,14 +107,15 @@ class LedgerReader:
         return out
 
     def pending_orders(self) -> list[dict[str, Any]]:
-        return self.rows("SELECT decision_id, ticker, bar_date, qty, stop, take_profit, created_at FROM orders "
-                         "WHERE status='pending' ORDER BY seq")
+        return self.read(queries.orders, "pending")
+
+    def order_outcome(self, decision_id: str) -> dict[str, Any] | None:
+        return self.read(queries.order_outcome, decision_id)
 
     def trades(self) -> list[dict[str, Any]]:
         """Every fill, newest first. A close carries its P&L and the entry it closed: the quantity-weighted
         price of the opens since the ticker's previous close (pyramided adds included)."""
-        rows = self.rows("SELECT trade_id, ts, bar_date, action, ticker, qty, price, fees, profit, decision_id "
-                         "FROM trades ORDER BY seq")
+        rows = self.read(queries.trades)
         held: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             r["entry_price"] = r["entry_bar"] = r["return"] = None
@@ -126,24 +132,22 @@ class LedgerReader:
         return rows[::-1]
 
     def account(self) -> dict[str, Any]:
-        rows = self.rows("SELECT initial, cash FROM account")
-        if not rows:
+        row = self.read(queries.account)
+        if row is None:
             raise NoLedger(f"the ledger at {self.where} has no account yet")
-        return rows[0]
+        return row
 
     def equity_history(self) -> list[dict[str, Any]]:
-        return self.rows("SELECT day, ts, equity, peak FROM equity_history ORDER BY day")
+        return self.read(queries.equity_history)
 
     def kill_switch(self) -> dict[str, Any]:
-        rows = self.rows("SELECT state, reason, changed_at, changed_by FROM kill_switch")
-        if not rows:
+        row = self.read(queries.kill_switch)
+        if row is None:
             raise NoLedger(f"the ledger at {self.where} has no kill switch yet")
-        log = self.rows("SELECT ts, state, reason, changed_by FROM kill_switch_log ORDER BY seq DESC LIMIT 20")
-        return {**rows[0], "log": log}
+        return {**row, "log": self.read(queries.kill_switch_log, KILL_SWITCH_LOG_SHOWN)}
 
     def cycles(self, limit: int) -> list[dict[str, Any]]:
-        return LoopHealth.decode(self.rows(f"SELECT {', '.join(LoopHealth.COLUMNS)} FROM loop_cycles "
-                                           "ORDER BY seq DESC LIMIT ?", (limit,)))
+        return self.read(queries.recent_cycles, limit)
 
     def set_state(self, state: TradingState, reason: str, by: str, ts: str) -> bool:
         """The one write the dashboard makes, through the kill switch's own code (as ``--halt`` does)."""

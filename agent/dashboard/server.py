@@ -10,7 +10,8 @@ import uvicorn
 from loguru import logger
 
 from agent.config import Settings
-from agent.dashboard.app import control_policy, create_app
+from agent.dashboard.app import create_app
+from agent.dashboard.routes.controls import control_policy
 
 
 @dataclass
