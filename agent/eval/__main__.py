@@ -2,6 +2,6 @@
 
 import sys
 
-from agent.eval.sentiment import main
+from agent.eval.cli import main
 
 sys.exit(main())
