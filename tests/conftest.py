@@ -18,7 +18,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agent.config import LAYER_NAMES, Settings, load_settings
 from agent.deps import CascadeDeps
-from agent.market.bars import SimProvider
+from agent.market.sim import SimProvider
 from agent.ops.metrics import COUNTERS
 from agent.prompts import PromptLibrary
 from agent.llm.providers import ProviderChoice

@@ -19,7 +19,7 @@ from agent.config import Settings
 from agent.deps import CascadeDeps
 from agent.graph import build_graph
 from agent.trading.heartbeat import LoopHealth
-from agent.market.bars import CsvProvider
+from agent.market.csv_files import CsvProvider
 from agent.prompts import PromptLibrary
 from agent.llm.providers import ProviderChoice
 from agent.store.jsonl import DecisionSink

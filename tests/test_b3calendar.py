@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.market.calendar import SAO_PAULO, B3Calendar, default_calendar
+from agent.market.calendar import B3_TZ as SAO_PAULO, B3Calendar, default_calendar
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 INTRADAY_DIR = SHARED_DATA / "b3" / "intraday"

@@ -9,7 +9,8 @@ import pytest
 
 from agent.market.bar_cache import BarCache, CachedProvider
 from agent.errors import DataError
-from agent.market.bars import Bars, SimProvider
+from agent.market.bars import Bars
+from agent.market.sim import SimProvider
 
 
 class CountingProvider:

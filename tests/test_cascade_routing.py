@@ -6,7 +6,7 @@ import pytest
 
 from agent.config import LAYER_NAMES
 from agent.graph import build_graph, run_cascade
-from agent.market.bars import CsvProvider
+from agent.market.csv_files import CsvProvider
 from agent.ops.metrics import COUNTERS
 from agent.record import DecisionRecord
 from agent.store.jsonl import read_jsonl

@@ -23,20 +23,11 @@ from pydantic import SecretStr
 
 from agent.market.bar_cache import BarCache, CachedProvider
 from agent.errors import ConfigError, DataError
-from agent.market.live import (
-    BrapiAuthError,
-    BrapiProvider,
-    DataSourceUnavailable,
-    RateLimited,
-    RateLimiter,
-    YFinanceProvider,
-    brapi_symbol,
-    choose_period,
-    parse_retry_after,
-    redact,
-    yahoo_symbol,
-    yfinance_history,
-)
+from agent.market.brapi import BrapiAuthError, BrapiProvider, brapi_symbol
+from agent.market.history import choose_period
+from agent.market.ratelimit import DataSourceUnavailable, RateLimited, RateLimiter, parse_retry_after
+from agent.market.yahoo import YFinanceProvider, yahoo_symbol, yfinance_history
+from agent.ops.logs import redact
 from agent.market.bars import OHLCV, MarketDataProvider
 
 # yfinance 1.7 calls pandas methods with inplace=True, which pandas 3 warns about.
@@ -149,7 +140,7 @@ def test_yfinance_daily_bars_are_adjusted_tz_naive_and_ohlcv_only(daily_frame):
     bars = yf_provider({"1d": daily_frame}).get_bars("PETR4", lookback=1000)
     f = bars.frame
     assert bars.source == "yfinance" and bars.ticker == "PETR4" and bars.timeframe == "1d"
-    assert list(f.columns) == OHLCV  # Dividends and Stock Splits are not carried
+    assert list(f.columns) == list(OHLCV)  # Dividends and Stock Splits are not carried
     assert f.index.tz is None and f.index.name == "date"
     assert f.index.is_monotonic_increasing and (f.index == f.index.normalize()).all()
     assert f.index[0] == pd.Timestamp("2025-12-08") and f.index[-1] == pd.Timestamp("2026-01-23")
@@ -406,7 +397,7 @@ def test_brapi_daily_request_and_parsing():
     assert req.headers["authorization"] == f"Bearer {TOKEN}"
     assert TOKEN not in str(req.url)
     f = bars.frame
-    assert bars.source == "brapi" and bars.ticker == "PETR4" and list(f.columns) == OHLCV
+    assert bars.source == "brapi" and bars.ticker == "PETR4" and list(f.columns) == list(OHLCV)
     assert len(f) == 20 and f.index[-1] == pd.Timestamp("2025-12-30") and f.index.tz is None
     assert (f.index == f.index.normalize()).all() and f.index.is_monotonic_increasing
     assert bars.report.dropped == {"nan_price": 1}  # the null 2025-12-24 entry
@@ -550,7 +541,7 @@ def test_both_providers_satisfy_the_market_data_protocol(daily_frame, tmp_path):
         bars = typed.get_bars("PETR4", "1d", end=date(2025, 12, 30), lookback=10)
         f = bars.frame
         assert bars.source == source and bars.timeframe == "1d" and len(bars) == 10
-        assert list(f.columns) == OHLCV and f.index[-1] == pd.Timestamp("2025-12-30")
+        assert list(f.columns) == list(OHLCV) and f.index[-1] == pd.Timestamp("2025-12-30")
         assert (f[["open", "high", "low", "close"]] > 0).all().all() and (f["high"] >= f["low"]).all()
         assert (f["volume"] > 0).all() and not f.isna().any().any()
 

@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.errors import ConfigError, DataError
-from agent.market.bars import CsvProvider, SimProvider, validate_bars
+from agent.market.csv_files import CsvProvider
+from agent.market.sim import SimProvider
+from agent.market.validation import validate_bars
 from tests.conftest import DAILY_DIR, require_shared_data
 
 
@@ -189,7 +191,8 @@ def assert_cut_is_the_validated_cut(raw: pd.DataFrame, end, tail: int, is_index:
                                     max_jump: float = 0.40, cuts=None) -> None:
     """ValidatedCuts gives what validating the cut itself gives, frame and report, also when built from
     nothing but the rows up to ``end`` (the rows after the cut play no part)."""
-    from agent.market.bars import ValidatedCuts, bars_until
+    from agent.market.bars import bars_until
+    from agent.market.csv_files import ValidatedCuts
 
     key = None if end is None else pd.Timestamp(end).date().isoformat()
     prefix = bars_until(raw, key)
@@ -253,7 +256,7 @@ def test_every_cut_equals_validating_the_cut_on_broken_bars(raw, is_index, max_j
 
 def test_cuts_equal_validating_the_cut_on_every_real_file():
     """Random days of every file, the BBDC4 jump as it enters the cut and as it leaves it, long and short tails."""
-    from agent.market.bars import ValidatedCuts, _parse_csv
+    from agent.market.csv_files import ValidatedCuts, _parse_csv
 
     daily = require_shared_data()
     rng = np.random.default_rng(11)
@@ -273,7 +276,7 @@ def test_cuts_equal_validating_the_cut_on_every_real_file():
 @pytest.mark.parametrize("ticker", ["PETR4", "VALE3", "BBDC4"])
 def test_every_daily_cut_since_2019_equals_validating_it(ticker):
     """Every cut a walk-forward backtest of recent years asks for (the lookback's 650 raw rows), day by day."""
-    from agent.market.bars import ValidatedCuts, _parse_csv
+    from agent.market.csv_files import ValidatedCuts, _parse_csv
 
     path = require_shared_data() / f"{ticker}.SA.csv"
     raw = _parse_csv(str(path), path.stat().st_mtime_ns)
@@ -283,7 +286,7 @@ def test_every_daily_cut_since_2019_equals_validating_it(ticker):
 
 
 def test_files_the_cuts_do_not_cover_are_validated_cut_by_cut(tmp_path):
-    from agent.market.bars import ValidatedCuts
+    from agent.market.csv_files import ValidatedCuts
 
     newest_first = pd.DataFrame({"open": [10.0, 11.0], "high": [11.0, 12.0], "low": [9.0, 10.0], "close": [10.5, 11.5],
                                  "volume": [100, 200]}, index=pd.to_datetime(["2024-01-03", "2024-01-02"]))

@@ -8,8 +8,9 @@ import pytest
 
 from agent.market.bar_cache import CachedProvider
 from agent.errors import ConfigError, DataError
-from agent.market.live import DataSourceUnavailable, RateLimited
-from agent.market.bars import Bars, SimProvider
+from agent.market.ratelimit import DataSourceUnavailable, RateLimited
+from agent.market.bars import Bars
+from agent.market.sim import SimProvider
 from agent.market.sources import FallbackProvider, RetryingProvider, make_market_provider
 from tests.conftest import make_settings
 

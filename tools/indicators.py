@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from agent.market.bars import OHLCV
+
 try:  # pandas' Cython window kernels: the arithmetic of Series.ewm/rolling without the objects around it
     from pandas._libs.window import aggregations as _kernels
 except ImportError:  # pragma: no cover - a pandas that moved them: its public API gives the same numbers
@@ -36,8 +38,6 @@ EMA_WINDOWS = (9, 21)
 # The rows at the start of each series that ta fills with 0.0 rather than NaN.
 ATR_WARMUP = ATR_WINDOW - 1
 ADX_WARMUP = 2 * ADX_WINDOW - 1
-
-REQUIRED_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
 # ------------------------------------------------------------------ pandas' window arithmetic on arrays
@@ -184,7 +184,7 @@ def indicator_columns(high: Sequence[float], low: Sequence[float], close: Sequen
 
 
 def _check_columns(bars: pd.DataFrame) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in bars.columns]
+    missing = [c for c in OHLCV if c not in bars.columns]
     if missing:
         raise ValueError(f"bars lack column(s) {missing}")
 

@@ -22,7 +22,8 @@ from pydantic import ValidationError
 
 from agent.config import LAYER_NAMES
 from agent.dashboard.schemas import DecisionSummary
-from agent.store.jsonl import B3_TZ, DecisionSink
+from agent.market.calendar import B3_TZ
+from agent.store.jsonl import DecisionSink
 
 
 @dataclass(slots=True)

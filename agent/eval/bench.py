@@ -29,7 +29,7 @@ import pandas as pd
 from loguru import logger
 
 from agent.config import LAYER_NAMES, PROJECT_ROOT, load_settings
-from agent.market.bars import CsvProvider
+from agent.market.csv_files import CsvProvider
 
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "b3" / "daily"
 

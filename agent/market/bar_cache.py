@@ -7,7 +7,6 @@ the report says so. Every row keeps its source, so cached bars stay tagged with 
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from datetime import date
 from pathlib import Path
@@ -17,7 +16,9 @@ import pandas as pd
 from loguru import logger
 
 from agent.errors import DataError
-from agent.market.bars import OHLCV, Bars, MarketDataProvider, is_index_ticker, validate_bars, window_bars
+from agent.market.bars import OHLCV, Bars, MarketDataProvider, window_bars
+from agent.market.validation import is_index_ticker, validate_bars
+from agent.store.db import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bars (
@@ -47,37 +48,37 @@ def all_bars(timeframe: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 class BarCache:
+    """The ``bars`` table of a SQLite file (WAL), opened through ``agent.store.db`` like every other store."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = Database(self.path)  # SQLite only: the SQL below (INSERT OR REPLACE, WITHOUT ROWID) is SQLite's
         self._lock = threading.Lock()
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        self.db.script(SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+    def close(self) -> None:
+        self.db.close()
 
     def store(self, source: str, ticker: str, timeframe: str, frame: pd.DataFrame) -> int:
         rows = [(source, ticker, timeframe, pd.Timestamp(ts).isoformat(), *(float(row[c]) for c in OHLCV))
                 for ts, row in frame.iterrows()]
-        with self._lock, self._connect() as db:
+        with self._lock, self.db.write("bars") as db:
             db.executemany("INSERT OR REPLACE INTO bars VALUES (?,?,?,?,?,?,?,?,?)", rows)
         return len(rows)
 
     def load(self, ticker: str, timeframe: str, source: str | None = None) -> tuple[pd.DataFrame, str | None]:
         """Cached bars (oldest first) and their source; with no source given, the most recent one wins."""
-        with self._lock, self._connect() as db:
+        with self._lock:
             if source is None:
-                found = db.execute("SELECT source FROM bars WHERE ticker=? AND timeframe=? ORDER BY ts DESC LIMIT 1",
-                                   (ticker, timeframe)).fetchone()
+                found = self.db.execute("SELECT source FROM bars WHERE ticker=? AND timeframe=? "
+                                        "ORDER BY ts DESC LIMIT 1", (ticker, timeframe)).fetchone()
                 if not found:
-                    return pd.DataFrame(columns=OHLCV), None
+                    return pd.DataFrame(columns=list(OHLCV)), None
                 source = found[0]
-            rows = db.execute("SELECT ts, open, high, low, close, volume FROM bars "
-                              "WHERE source=? AND ticker=? AND timeframe=? ORDER BY ts",
-                              (source, ticker, timeframe)).fetchall()
-        frame = pd.DataFrame(rows, columns=["date", *OHLCV])
+            rows = self.db.execute("SELECT ts, open, high, low, close, volume FROM bars "
+                                   "WHERE source=? AND ticker=? AND timeframe=? ORDER BY ts",
+                                   (source, ticker, timeframe)).fetchall()
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=["date", *OHLCV])
         frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("date")), name="date")
         return frame, source
 

@@ -17,11 +17,7 @@ from bisect import bisect_left, bisect_right
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import exchange_calendars as xcals
-
-from agent.store.jsonl import B3_TZ
-
-SAO_PAULO = B3_TZ  # one definition of B3 local time, shared with the records
+B3_TZ = ZoneInfo("America/Sao_Paulo")  # the exchange's time zone: every B3-local date and time in the agent
 NEW_YORK = ZoneInfo("America/New_York")
 XCALS_NAME = "BVMF"
 RULE_START = date(2019, 11, 4)  # first session after Brazil ended its own DST
@@ -43,7 +39,7 @@ def _day(day: date) -> date:
 def _local(now: datetime) -> datetime:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"naive datetime {now.isoformat()}: pass a timezone-aware datetime")
-    return now.astimezone(SAO_PAULO)
+    return now.astimezone(B3_TZ)
 
 
 class B3Calendar:
@@ -52,13 +48,15 @@ class B3Calendar:
     def __init__(self, start: date = RULE_START, end: date | None = None) -> None:
         if start < RULE_START:
             raise ValueError(f"start {start} is before {RULE_START}: the close-time rule does not hold then")
+        import exchange_calendars as xcals  # here, not at the top: importing B3_TZ stays cheap (the JSONL sink does)
+
         with warnings.catch_warnings():  # exchange_calendars 4.13 trips pandas 3.1 deprecations
             warnings.simplefilter("ignore", DeprecationWarning)
             cal = xcals.get_calendar(XCALS_NAME, start=start, end=end)
         self._days: list[date] = [ts.date() for ts in cal.sessions]
         self._set = frozenset(self._days)
         self._opens: dict[date, time] = {
-            ts.date(): op.tz_convert(SAO_PAULO).time() for ts, op in cal.opens.items()
+            ts.date(): op.tz_convert(B3_TZ).time() for ts, op in cal.opens.items()
         }
         self.first, self.last = self._days[0], self._days[-1]
 
@@ -79,13 +77,13 @@ class B3Calendar:
         """The regular session's open (10:00, or 13:00 on Ash Wednesday)."""
         if not self.is_session(day):
             raise ValueError(f"{day} is not a B3 session")
-        return datetime.combine(day, self._opens[day], SAO_PAULO)
+        return datetime.combine(day, self._opens[day], B3_TZ)
 
     def session_close(self, day: date) -> datetime:
         """The regular session's close, closing call included: 17:00 on US DST, else 18:00."""
         if not self.is_session(day):
             raise ValueError(f"{day} is not a B3 session")
-        return datetime.combine(day, CLOSE_US_DST if us_on_dst(day) else CLOSE_US_STANDARD, SAO_PAULO)
+        return datetime.combine(day, CLOSE_US_DST if us_on_dst(day) else CLOSE_US_STANDARD, B3_TZ)
 
     def is_open(self, now: datetime) -> bool:
         """Whether the regular session is open at ``now`` (open included, close excluded)."""
@@ -145,3 +143,9 @@ def default_calendar() -> B3Calendar:
     if not _DEFAULT or _DEFAULT[0].last - date.today() < timedelta(days=30):
         _DEFAULT[:] = [B3Calendar()]
     return _DEFAULT[0]
+
+
+def b3_timestamp(moment: datetime) -> str:
+    """The one timestamp format of records, trades and the kill switch: B3-local ISO-8601 to the second,
+    with its offset (``2025-06-30T18:00:00-03:00``), whatever the machine's time zone."""
+    return moment.astimezone(B3_TZ).isoformat(timespec="seconds")

@@ -16,21 +16,23 @@ from typing import Callable
 import pandas as pd
 from loguru import logger
 
-from agent.market.bar_cache import BarCache, CachedProvider
 from agent.config import Settings
 from agent.errors import ConfigError, DataError
-from agent.market.live import BrapiProvider, DataSourceUnavailable, YFinanceProvider
-from agent.market.bars import Bars, CsvProvider, MarketDataProvider, SimProvider
+from agent.market.bar_cache import BarCache, CachedProvider
+from agent.market.bars import Bars, MarketDataProvider
+from agent.market.brapi import BrapiProvider
+from agent.market.calendar import B3_TZ, default_calendar
+from agent.market.csv_files import CsvProvider
+from agent.market.ratelimit import DataSourceUnavailable
+from agent.market.sim import SimProvider
+from agent.market.yahoo import YFinanceProvider
 from agent.ops.metrics import COUNTERS
-from agent.store.jsonl import B3_TZ
 
 SOURCES = ("sim", "csv", "auto", "yfinance", "brapi")
 
 
 def last_complete_session() -> date | None:
     """The last complete B3 session now; None outside the calendar's range."""
-    from agent.market.calendar import default_calendar
-
     try:
         return default_calendar().last_complete_session(datetime.now(B3_TZ))
     except ValueError:

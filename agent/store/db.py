@@ -1,4 +1,4 @@
-"""The one database interface of the paper-broker ledger, the kill switch and the LLM answer cache.
+"""The one database interface of the paper-broker ledger, the kill switch, the LLM answer cache and the bar cache.
 
 SQLite (a file, WAL mode) by default; Postgres when DATABASE_URL is ``postgresql://...``. The SQL
 the callers write is the common subset of both (``?`` placeholders, ``ON CONFLICT``, no scalar
@@ -45,6 +45,11 @@ class Database:
     def execute(self, sql: str, params: tuple | list | dict = ()) -> Any:
         with self._lock:
             return self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: list[tuple] | list[list]) -> None:
+        """One statement over many parameter rows (a bulk insert); inside ``write()`` they commit together."""
+        with self._lock:
+            self._conn.executemany(sql, rows)
 
     def script(self, sql: str) -> None:
         with self._lock:
@@ -100,6 +105,10 @@ class PostgresDatabase(Database):
             if self._conn.closed and self._conn.info.transaction_status != pq.TransactionStatus.INTRANS:
                 self._conn = self._connect()  # the server restarted or dropped us: reconnect between transactions
             return self._conn.execute(sql.replace("?", "%s"), params)
+
+    def executemany(self, sql: str, rows: list[tuple] | list[list]) -> None:
+        with self._lock, self._conn.cursor() as cur:
+            cur.executemany(sql.replace("?", "%s"), rows)
 
     def script(self, sql: str) -> None:
         with self._lock:

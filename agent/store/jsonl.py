@@ -12,11 +12,10 @@ import threading
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterator
-from zoneinfo import ZoneInfo
 
 from loguru import logger
 
-B3_TZ = ZoneInfo("America/Sao_Paulo")
+from agent.market.calendar import B3_TZ
 
 
 def append_jsonl(path: Path, record: dict[str, Any], fsync: bool = False) -> None:

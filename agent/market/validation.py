@@ -1,0 +1,123 @@
+"""Bar validation: bars from any provider are untrusted until ``validate_bars`` has seen them.
+
+It drops every row that breaks a basic rule (or repairs a rounding slip) and counts each change by
+reason in a ``BarsReport``, so the data-validation layer and the decision record can say why.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from agent.market.bars import OHLCV, BarsReport
+from agent.market.calendar import default_calendar
+
+# A daily close-to-close move larger than this is treated as a split or broken data.
+DEFAULT_MAX_JUMP = 0.40
+# How far open/close may sit outside [low, high] before a row is dropped instead of repaired.
+REPAIR_TOLERANCE = 0.005
+# Regular B3 cash session hours (local time): bars opening outside them are after-hours prints.
+SESSION_FIRST_BAR, SESSION_END = "10:00", "18:00"
+# The rules of ``validate_bars`` that judge one row alone, in the order it applies them: a row counts
+# under the first one it breaks.
+ROW_RULES = ("nan_price", "non_positive_price", "high_below_low", "open_close_outside_range", "negative_volume",
+             "flat_zero_volume")
+INDEX_TICKERS = frozenset({"IBOV", "BVSP", "^BVSP"})
+
+
+def is_index_ticker(ticker: str) -> bool:
+    """Whether ``ticker`` is the Ibovespa: an index has no meaningful volume (``validate_bars(is_index=...)``)."""
+    return ticker.upper() in INDEX_TICKERS
+
+
+def validate_bars(raw: pd.DataFrame, *, is_index: bool = False, max_jump: float = DEFAULT_MAX_JUMP) -> tuple[pd.DataFrame, BarsReport]:
+    """Sort, de-duplicate, repair or drop broken rows; count every change by reason.
+
+    ``is_index``: an index (IBOV) has no meaningful volume, so zero volume is not a defect.
+    """
+    rows_in = len(raw)
+    dropped: dict[str, int] = {}
+    repaired: dict[str, int] = {}
+    notes: list[str] = []
+
+    def drop(mask: pd.Series, reason: str, df: pd.DataFrame) -> pd.DataFrame:
+        n = int(mask.sum())
+        if n:
+            dropped[reason] = dropped.get(reason, 0) + n
+            return df.loc[~mask]
+        return df
+
+    df = raw[list(OHLCV)].apply(pd.to_numeric, errors="coerce")
+    df = df[~df.index.isna()]
+    if rows_in - len(df):
+        dropped["bad_timestamp"] = rows_in - len(df)
+    if not df.index.is_monotonic_increasing:
+        df = df.sort_index(kind="stable")
+    df = drop(pd.Series(df.index.duplicated(keep="last"), index=df.index), "duplicate_timestamp", df)
+    prices = ["open", "high", "low", "close"]
+    df = drop(df[prices].isna().any(axis=1), "nan_price", df)
+    df = drop((df[prices] <= 0).any(axis=1), "non_positive_price", df)
+    df = drop(df["high"] < df["low"], "high_below_low", df)
+    body_hi, body_lo = df[["open", "close"]].max(axis=1), df[["open", "close"]].min(axis=1)
+    outside = (body_hi > df["high"]) | (body_lo < df["low"])
+    far = (body_hi > df["high"] * (1 + REPAIR_TOLERANCE)) | (body_lo < df["low"] * (1 - REPAIR_TOLERANCE))
+    df = drop(far, "open_close_outside_range", df)
+    near = outside & ~far
+    if near.any():  # rounding in the source: widen the range to include open and close
+        near = near.loc[df.index]
+        df.loc[near, "high"] = df.loc[near, ["high", "open", "close"]].max(axis=1)
+        df.loc[near, "low"] = df.loc[near, ["low", "open", "close"]].min(axis=1)
+        repaired["range_widened_to_open_close"] = int(near.sum())
+    df["volume"] = df["volume"].fillna(0.0)
+    df = drop(df["volume"] < 0, "negative_volume", df)
+    flat = (df["open"] == df["high"]) & (df["high"] == df["low"]) & (df["low"] == df["close"]) & (df["volume"] == 0)
+    df = drop(flat, "flat_zero_volume", df)  # pre-2018 holidays in Yahoo's B3 files
+    intraday = len(df) > 0 and bool((df.index != df.index.normalize()).any())
+    if intraday:
+        df = drop(outside_regular_session(df.index), "after_hours", df)
+    elif len(df) > 1:  # on the prices as given: dropping untraded rows first could hide a split
+        change = df["close"].pct_change()
+        jumps = change[change.abs() > max_jump]
+        if not jumps.empty:  # keep only the bars after the last split-like jump
+            cut = jumps.index[-1]
+            before = df.index < cut
+            notes.append(f"close moved {change.loc[cut]:+.0%} on {cut.date()} (split or broken "
+                         f"data, threshold {max_jump:.0%}): the {int(before.sum())} bars before it were dropped")
+            df = drop(pd.Series(before, index=df.index), "before_price_jump", df)
+    if not is_index:
+        df = drop(df["volume"] == 0, "zero_volume", df)  # no trade: the price is a stale carry-over
+    label = lambda ts: pd.Timestamp(ts).isoformat()  # noqa: E731
+    report = BarsReport(
+        rows_in=rows_in,
+        rows_out=len(df),
+        dropped=dropped,
+        repaired=repaired,
+        notes=notes,
+        first_bar=label(df.index[0]) if len(df) else None,
+        last_bar=label(df.index[-1]) if len(df) else None,
+    )
+    return df, report
+
+
+def outside_regular_session(index: pd.DatetimeIndex) -> pd.Series:
+    """True for intraday bars that open before the session opens or at/after it closes (B3 local time).
+
+    The close moves with US daylight saving time (17:00 or 18:00), so the calendar decides; for
+    days it does not cover, the widest regular session (10:00 to 18:00) is used.
+    """
+    cal = default_calendar()
+    bounds: dict = {}
+    outside = []
+    for ts in index:
+        day = ts.date()
+        if day not in bounds:
+            try:
+                if not cal.is_session(day):
+                    bounds[day] = None
+                else:
+                    bounds[day] = (cal.session_open(day).strftime("%H:%M"), cal.session_close(day).strftime("%H:%M"))
+            except ValueError:
+                bounds[day] = (SESSION_FIRST_BAR, SESSION_END)
+        b = bounds[day]
+        clock = ts.strftime("%H:%M")
+        outside.append(b is None or clock < b[0] or clock >= b[1])
+    return pd.Series(outside, index=index)
