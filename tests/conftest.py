@@ -18,6 +18,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agent.config import LAYER_NAMES, Settings, load_settings
 from agent.deps import CascadeDeps
+from agent.eval.passing import LOOSE_RISK, PASS
 from agent.market.sim import SimProvider
 from agent.ops.metrics import COUNTERS
 from agent.prompts import PromptLibrary
@@ -29,14 +30,6 @@ DAILY_DIR = SHARED_DATA / "b3" / "daily"
 AS_OF = "2025-06-30"
 FIXED_NOW = datetime(2025, 6, 30, 21, 0, tzinfo=timezone.utc)
 
-# Answers that pass every gate with the default thresholds.
-PASS: dict[str, dict[str, Any]] = {
-    "sentiment": {"sentiment": "positive", "score": 0.9, "reason": "constructive news flow"},
-    "technical": {"trend": "bullish", "score": 0.8, "reason": "MACD above signal", "cited": {}},
-    "risk": {"risk": 0.2, "approve": True, "size_factor": 1.0, "reason": "contained risk"},
-    "data_validation": {"valid": True, "score": 0.9, "issues": [], "reason": "consistent"},
-    "final_score": {"score": 0.9, "reason": "all layers agree"},
-}
 # Answers that each layer's gate discards.
 DISCARD: dict[str, dict[str, Any]] = {
     "sentiment": {"sentiment": "negative", "score": 0.3, "reason": "bad news"},
@@ -44,14 +37,6 @@ DISCARD: dict[str, dict[str, Any]] = {
     "risk": {"risk": 0.9, "approve": True, "size_factor": 1.0, "reason": "too volatile"},
     "data_validation": {"valid": False, "score": 0.2, "issues": ["gap"], "reason": "gap in bars"},
     "final_score": {"score": 0.5, "reason": "not convinced"},
-}
-# Risk limits loose enough that no deterministic rule blocks on the simulated bars.
-LOOSE_RISK = {
-    ("risk", "min_reward_risk"): 0.0,
-    ("risk", "max_volatility"): 10.0,
-    ("risk", "max_drawdown"): 1.0,
-    ("risk", "capital"): 10_000_000.0,
-    ("llm", "retries"): 0,
 }
 
 

@@ -24,7 +24,8 @@ from agent.prompts import PromptLibrary
 from agent.llm.providers import ProviderChoice
 from agent.store.jsonl import DecisionSink
 from agent.trading.trader import PaperTrader
-from tests.conftest import DAILY_DIR, DISCARD, LOOSE_RISK, PASS, FakeFactory, make_settings
+from agent.eval.passing import LOOSE_RISK, PASS
+from tests.conftest import DAILY_DIR, DISCARD, FakeFactory, make_settings
 
 TICKERS = ("PETR4", "VALE3", "ITUB4")
 XSS = "<img src=x onerror=\"document.body.dataset.pwned='1'\"><script>document.body.dataset.pwned='1'</script>"

@@ -25,7 +25,8 @@ import agent.trading.broker
 from agent.loop import TradingLoop
 from agent.store.jsonl import DecisionSink
 from agent.trading.trader import PaperTrader
-from tests.conftest import LOOSE_RISK, make_deps, make_settings
+from agent.eval.passing import LOOSE_RISK
+from tests.conftest import make_deps, make_settings
 from tests.test_loop import MarketDays
 
 TICKERS = ("PETR4", "VALE3", "ITUB4")

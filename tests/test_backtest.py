@@ -17,7 +17,8 @@ from agent.config import LAYER_NAMES
 from agent.llm.cache import LLMCache
 from agent.llm.providers import ProviderChoice
 from agent.market.csv_files import CsvProvider
-from tests.conftest import DAILY_DIR, LOOSE_RISK, FakeFactory, PASS, make_deps, make_settings, require_shared_data
+from agent.eval.passing import LOOSE_RISK, PASS
+from tests.conftest import DAILY_DIR, FakeFactory, make_deps, make_settings, require_shared_data
 
 START, END = date(2024, 1, 2), date(2024, 6, 28)  # quant mode trades PETR4 several times here
 

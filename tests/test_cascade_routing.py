@@ -10,7 +10,8 @@ from agent.market.csv_files import CsvProvider
 from agent.ops.metrics import COUNTERS
 from agent.record import DecisionRecord
 from agent.store.jsonl import read_jsonl
-from tests.conftest import AS_OF, DISCARD, LOOSE_RISK, PASS, FakeFactory, make_deps, make_settings
+from agent.eval.passing import LOOSE_RISK, PASS
+from tests.conftest import AS_OF, DISCARD, FakeFactory, make_deps, make_settings
 
 
 def decide(tmp_path, answers=None, **kwargs):

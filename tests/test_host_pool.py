@@ -14,8 +14,9 @@ from agent.errors import LLMTransientError
 from agent.llm.host_pool import HostPool
 from agent.ops.metrics import COUNTERS
 from agent.scheduler import LayerMajorScheduler
-from tests.conftest import LOOSE_RISK, PASS, make_settings
-from tests.ollama_stub import OllamaStub
+from agent.eval.passing import LOOSE_RISK, PASS
+from tests.conftest import make_settings
+from agent.eval.ollama_stub import OllamaStub
 
 MODELS = {getattr(make_settings().layers, layer).model: json.dumps(PASS[layer]) for layer in LAYER_NAMES}
 

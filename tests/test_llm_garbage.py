@@ -13,7 +13,8 @@ from agent.layers.final_score import FinalScoreAnswer
 from agent.layers.sentiment import SentimentAnswer
 from agent.llm.output import check_citations, extract_json_object, parse_answer, strip_reasoning
 from agent.ops.metrics import COUNTERS
-from tests.conftest import AS_OF, LOOSE_RISK, PASS, FakeFactory, make_deps, make_settings
+from agent.eval.passing import LOOSE_RISK, PASS
+from tests.conftest import AS_OF, FakeFactory, make_deps, make_settings
 
 GOOD_SENTIMENT = json.dumps(PASS["sentiment"])
 

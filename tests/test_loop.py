@@ -20,7 +20,8 @@ from agent.market.sim import SimProvider
 from agent.ops.metrics import COUNTERS
 from agent.store.jsonl import read_jsonl
 from agent.trading.trader import PaperTrader
-from tests.conftest import DISCARD, LOOSE_RISK, FakeFactory, PASS, make_deps, make_settings
+from agent.eval.passing import LOOSE_RISK, PASS
+from tests.conftest import DISCARD, FakeFactory, make_deps, make_settings
 
 START = date(2025, 6, 30)  # a Monday
 

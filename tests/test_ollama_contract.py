@@ -1,4 +1,4 @@
-"""The agent against a local Ollama stub (tests/ollama_stub.py): the real langchain-ollama and
+"""The agent against a local Ollama stub (agent/eval/ollama_stub.py): the real langchain-ollama and
 ollama clients, real HTTP on loopback, no model.
 
 Covers the provider probe (``/api/tags``), what ChatOllama sends to ``/api/chat``, a full
@@ -30,8 +30,9 @@ from agent.ops.metrics import COUNTERS
 from agent.prompts import PromptLibrary
 from agent.llm.providers import ProviderChoice, make_model_factory, ollama_pulled_models, resolve_provider
 from agent.store.jsonl import DecisionSink
-from tests.conftest import AS_OF, FIXED_NOW, LOOSE_RISK, PASS
-from tests.ollama_stub import OllamaStub, closed_port_url
+from agent.eval.passing import LOOSE_RISK, PASS
+from tests.conftest import AS_OF, FIXED_NOW
+from agent.eval.ollama_stub import OllamaStub, closed_port_url
 
 # The five layers' Ollama models (set through their env names, so config.yaml edits don't matter).
 MODELS = {

@@ -16,7 +16,8 @@ from agent.config import LAYER_NAMES
 from agent.graph import build_graph
 from agent.ops.metrics import COUNTERS
 from agent.scheduler import LayerMajorScheduler, decide_ticker_major
-from tests.conftest import DISCARD, LOOSE_RISK, PASS, make_deps, make_settings
+from agent.eval.passing import LOOSE_RISK, PASS
+from tests.conftest import DISCARD, make_deps, make_settings
 
 TICKERS = ["PETR4", "VALE3", "ITUB4"]
 

@@ -29,6 +29,8 @@ import pandas as pd
 from loguru import logger
 
 from agent.config import LAYER_NAMES, PROJECT_ROOT, load_settings
+from agent.eval.ollama_stub import OllamaStub
+from agent.eval.passing import LOOSE_RISK, PASS
 from agent.market.csv_files import CsvProvider
 
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "b3" / "daily"
@@ -124,9 +126,11 @@ def bench_backtest(data_dir: Path, ticker: str, start: date, end: date) -> dict[
 def bench_cascade(tickers: list[str], provider: str) -> dict[str, Any]:
     """Every layer called once per ticker on a real state (gates ignored), then one real decision each."""
     from agent.deps import build_deps
-    from agent.graph import build_graph, compute_indicators, compute_risk, load_market_data, load_news, run_cascade
-    from agent.layers.base import LAYERS, call_layer
-    from agent.llm.output import LLMError
+    from agent.graph import build_graph, run_cascade
+    from agent.nodes import compute_indicators, compute_risk, load_market_data, load_news
+    from agent.layers import LAYERS
+    from agent.llm.call import call_layer
+    from agent.errors import LLMError
 
     settings = load_settings(None, overrides={("market", "source"): "sim", ("llm", "provider"): provider})
     deps = build_deps(settings, sink=False)
@@ -163,8 +167,6 @@ STUB_TICKERS = ["PETR4", "VALE3", "ITUB4", "BBDC4", "ABEV3", "WEGE3", "BBAS3", "
 
 
 def _stub_settings(hosts: list[str], parallel: int = 1):
-    from tests.conftest import LOOSE_RISK  # risk limits no simulated bar breaks, no LLM retries
-
     return load_settings(None, env_file=None, environ={}, overrides={
         **LOOSE_RISK, ("llm", "provider"): "ollama", ("ollama", "host"): hosts[0],
         ("ollama", "hosts"): hosts if len(hosts) > 1 else None, ("ollama", "parallel"): parallel,
@@ -172,9 +174,6 @@ def _stub_settings(hosts: list[str], parallel: int = 1):
 
 
 def _passing_stub(**kw):
-    from tests.conftest import PASS  # the answers that pass every layer, so all five layers run
-    from tests.ollama_stub import OllamaStub
-
     settings = load_settings(None, env_file=None, environ={})
     content = {settings.layers.model_for(layer): json.dumps(PASS[layer]) for layer in LAYER_NAMES}
     return OllamaStub(models=list(content), content=content, **kw)

@@ -1,4 +1,6 @@
-"""A local stand-in for the Ollama HTTP API, on loopback, built on the standard library only.
+"""A local stand-in for the Ollama HTTP API, on loopback, on the standard library (and the agent's model-name rule).
+
+``make bench`` measures scheduling and host scaling against it; the tests check the agent against it.
 
 It serves the two endpoints the agent uses, with the shapes a real Ollama answers:
 
@@ -27,15 +29,12 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable
 
+from agent.llm.providers import canonical_model
+
 Content = dict[str, str] | Callable[[dict[str, Any]], str]
 
 DEFAULT_MODELS = ("mistral:7b",)
 STREAM_PIECE_CHARS = 12  # the stub "generates" this many characters per streamed line
-
-
-def canonical(name: str) -> str:
-    """Ollama resolves a bare ``mistral`` to ``mistral:latest``."""
-    return name if ":" in name else f"{name}:latest"
 
 
 def closed_port_url() -> str:
@@ -151,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if stub.status is not None:
             self._send_json(stub.status, {"error": stub.error_message})
-        elif stub.reject_unknown and canonical(model) not in {canonical(m) for m in stub.models}:
+        elif stub.reject_unknown and canonical_model(model) not in {canonical_model(m) for m in stub.models}:
             self._send_json(404, {"error": f"model '{model}' not found, try pulling it first"})
         else:
             self._chat(body, stub.answer(body), stream=body.get("stream", True))
@@ -272,7 +271,7 @@ class OllamaStub:
         if self.max_loaded is None:
             return 0.0
         with self._load_lock:
-            name = canonical(model)
+            name = canonical_model(model)
             if name in self.loaded:
                 self.loaded.remove(name)
                 self.loaded.append(name)
