@@ -30,6 +30,8 @@ from pydantic import SecretStr
 
 from agent.store.db import Database, check_schema, next_seq, open_database
 from agent.store.jsonl import append_jsonl, read_jsonl
+from agent.trading import queries
+from agent.trading.queries import ORDER_COLUMNS, TRADE_COLUMNS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS account (id INTEGER PRIMARY KEY CHECK (id = 1), initial DOUBLE PRECISION NOT NULL, cash DOUBLE PRECISION NOT NULL);
@@ -46,10 +48,6 @@ CREATE TABLE IF NOT EXISTS trades (
     qty INTEGER NOT NULL, price DOUBLE PRECISION NOT NULL, fees DOUBLE PRECISION NOT NULL, profit DOUBLE PRECISION, decision_id TEXT NOT NULL,
     mode TEXT NOT NULL, seq INTEGER NOT NULL);
 """
-ORDER_COLUMNS = ("decision_id", "ticker", "bar_date", "qty", "stop", "take_profit", "status", "reason", "created_at",
-                 "updated_at")
-TRADE_COLUMNS = ("trade_id", "ts", "bar_date", "action", "ticker", "qty", "price", "fees", "profit", "decision_id",
-                 "mode")
 
 
 @dataclass(frozen=True)
@@ -110,20 +108,15 @@ class PaperBroker:
         return {r["ticker"]: dict(r) for r in self.db.execute("SELECT * FROM positions")}
 
     def orders(self, status: str | None = None, ticker: str | None = None) -> list[dict[str, Any]]:
-        query, args = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE 1=1", []
-        if status:
-            query, args = query + " AND status=?", [*args, status]
-        if ticker:
-            query, args = query + " AND ticker=?", [*args, ticker]
-        return [dict(r) for r in self.db.execute(query + " ORDER BY bar_date, seq", args)]
+        return queries.orders(self.db, status, ticker)
 
     def order_status(self, decision_id: str) -> str | None:
         """pending / filled / rejected / cancelled, or None when the decision never became an order."""
-        row = self.db.execute("SELECT status FROM orders WHERE decision_id=?", (decision_id,)).fetchone()
-        return row["status"] if row else None
+        outcome = queries.order_outcome(self.db, decision_id)
+        return outcome["status"] if outcome else None
 
     def trades(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.execute(f"SELECT {', '.join(TRADE_COLUMNS)} FROM trades ORDER BY seq")]
+        return queries.trades(self.db)
 
     def equity(self, marks: dict[str, float]) -> float:
         """Cash plus open positions at ``marks``; a ticker with no mark now is valued at the last close

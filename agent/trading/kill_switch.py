@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from agent.config import KillSwitchSettings
 from agent.store.db import Database, check_schema, next_seq, open_database
+from agent.trading import queries
 
 
 class TradingState(StrEnum):
@@ -119,5 +120,5 @@ class KillSwitch:
         return breach
 
     def history(self) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT ts, state, reason, changed_by FROM kill_switch_log ORDER BY seq")
-        return [dict(r) for r in rows]
+        """Every change of state, oldest first."""
+        return queries.kill_switch_log(self.db, limit=None)[::-1]

@@ -12,9 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from agent.store.db import Database
-from agent.trading.broker import ORDER_COLUMNS, TRADE_COLUMNS
 from agent.trading.heartbeat import LoopHealth
 
+ORDER_COLUMNS = ("decision_id", "ticker", "bar_date", "qty", "stop", "take_profit", "status", "reason", "created_at",
+                 "updated_at")
+TRADE_COLUMNS = ("trade_id", "ts", "bar_date", "action", "ticker", "qty", "price", "fees", "profit", "decision_id",
+                 "mode")
 POSITION_COLUMNS = ("ticker", "qty", "entry", "open_fees", "stop", "take_profit", "decision_id", "entry_bar",
                     "checked_through", "opened_at", "last_close")
 KILL_SWITCH_COLUMNS = ("state", "reason", "changed_at", "changed_by")
@@ -69,10 +72,10 @@ def kill_switch(db: Database) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def kill_switch_log(db: Database, limit: int) -> list[dict[str, Any]]:
-    """The last ``limit`` changes of the kill switch, newest first."""
-    return _all(db, f"SELECT {', '.join(KILL_SWITCH_LOG_COLUMNS)} FROM kill_switch_log ORDER BY seq DESC LIMIT ?",
-                (limit,))
+def kill_switch_log(db: Database, limit: int | None) -> list[dict[str, Any]]:
+    """The last ``limit`` changes of the kill switch (all of them for None), newest first."""
+    sql = f"SELECT {', '.join(KILL_SWITCH_LOG_COLUMNS)} FROM kill_switch_log ORDER BY seq DESC"
+    return _all(db, sql + " LIMIT ?", (limit,)) if limit is not None else _all(db, sql)
 
 
 def recent_cycles(db: Database, limit: int) -> list[dict[str, Any]]:
