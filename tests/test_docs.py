@@ -9,7 +9,7 @@ from pathlib import Path
 import agent
 from agent.config import ENV_KEYS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())  # wherever tests/ puts us
 AGENT_DIR = ROOT / "agent"
 CONFIG_DOC = ROOT / "docs" / "configuration.md"
 README = ROOT / "README.md"
