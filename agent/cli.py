@@ -9,8 +9,8 @@ from typing import Any
 from agent.config import load_settings
 from agent.deps import CascadeDeps, build_deps
 from agent.errors import ConfigError
-from agent.ops.logs import setup_logging
 from agent.market.sources import SOURCES
+from agent.ops.logs import setup_logging
 from agent.trace import announce_defaults, print_error
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_PROVIDER = 0, 1, 2, 3  # success, operational error, config, LLM provider

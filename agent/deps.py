@@ -15,16 +15,21 @@ from typing import Callable
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from agent.config import Settings
-from agent.llm.host_pool import HostPool
 from agent.llm.cache import LLMCache
+from agent.llm.host_pool import HostPool
+from agent.llm.providers import (
+    ModelFactory,
+    ProviderChoice,
+    make_model_factory,
+    resolve_provider,
+)
 from agent.market.bars import MarketDataProvider
-from agent.ops.metrics import ModelSwitches
+from agent.market.sources import make_market_provider
 from agent.news.feeds import FileNewsProvider, NewsProvider, RssNewsProvider
 from agent.news.headline import NewsBatch
+from agent.ops.metrics import ModelSwitches
 from agent.prompts import PromptLibrary
-from agent.llm.providers import ModelFactory, ProviderChoice, make_model_factory, resolve_provider
 from agent.store.jsonl import DecisionSink
-from agent.market.sources import make_market_provider
 
 
 @dataclass

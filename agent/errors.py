@@ -46,6 +46,58 @@ class LLMTransientError(LLMError):
     """A retryable LLM failure (connection refused or reset). Action: retry, then discard."""
 
 
+
+class DataSourceUnavailable(DataError):
+    """The data source could not be reached or failed on its side (network, timeout, HTTP 5xx).
+
+    Action: retry later. Being a ``DataError``, a caller without a retry policy skips the ticker.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(DataSourceUnavailable):
+    """The source refused the request for its rate limit (HTTP 429). Action: retry after ``retry_after`` s."""
+
+
+class BrapiAuthError(ConfigError):
+    """brapi rejected the token or asked for one (HTTP 401). Action: stop and fix BRAPI_TOKEN."""
+
+
+class FeedError(AgentError):
+    """A news feed or file could not be fetched or parsed. Action: skip that feed; the others go on."""
+
+
+class NaiveDateError(ValueError):
+    """A date with no timezone: refused, because guessing UTC or Brasília is off by three hours."""
+
+
+class BackupError(AgentError):
+    """A backup or restore cannot go on. Action: print the one-line message and exit 1."""
+
+
+class NoLedger(Exception):
+    """The ledger cannot answer this view: not created yet, unreachable, or made by an older version.
+    The message says which, for the page to show."""
+
+
+class LedgerUnreachable(NoLedger):
+    """The database is there but cannot be read now (e.g. Postgres is down)."""
+
+
+class AlertSendError(Exception):
+    """An endpoint refused an alert. ``kind`` labels the failure metric; ``retryable`` says if a retry may help.
+
+    Its message never holds the request URL, since the Telegram token and the Slack webhook are in it.
+    """
+
+    def __init__(self, kind: str, detail: str = "", retryable: bool = False):
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind, self.retryable = kind, retryable
+
+
 def validation_problems(exc: "ValidationError", *, limit: int | None = None, label=None, show_input=None,
                         unknown_key: str = "unknown key") -> list[str]:
     """A pydantic ``ValidationError`` as short ``where = value: message`` lines: the one formatter of

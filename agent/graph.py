@@ -26,10 +26,15 @@ from agent.deps import CascadeDeps
 from agent.errors import ConfigError, ProviderError
 from agent.layers import LAYERS
 from agent.layers.run import run_layer
-from agent.nodes import compute_indicators, compute_risk, decide, load_market_data, load_news
+from agent.nodes import (
+    compute_indicators,
+    compute_risk,
+    decide,
+    load_market_data,
+    load_news,
+)
 from agent.state import CascadeState
 from agent.trace import print_trace
-
 
 # ------------------------------------------------------------------ routing
 

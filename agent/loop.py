@@ -52,6 +52,7 @@ from agent.trading.heartbeat import LoopHealth
 from agent.trading.kill_switch import KillSwitch, TradingState
 from agent.trading.trader import PaperTrader
 
+
 def describe(exc: BaseException) -> str:
     """The exception with its traceback, as text, so the log's secret masking covers it too."""
     return "".join(traceback.format_exception(exc)).rstrip()

@@ -19,14 +19,17 @@ from agent.errors import AgentError, DataError
 from agent.market.bars import OHLCV
 from agent.market.calendar import B3_TZ, b3_timestamp
 from agent.news.injection import sanitize_for_prompt, screen_headline
-from agent.news.selection import CLOCK_SKEW_TOLERANCE, format_headlines, select_headlines
+from agent.news.selection import (
+    CLOCK_SKEW_TOLERANCE,
+    format_headlines,
+    select_headlines,
+)
 from agent.news.tickers import DEFAULT_ALIASES
 from agent.ops.metrics import COUNTERS
 from agent.record import DecisionRecord, Position, combined_prompt_version, decision_id
 from agent.state import CascadeState
 from tools.indicators import bar_label, bar_labels, latest_indicators, timeframe_summary
 from tools.risk import RiskLimits, apply_size_factor, risk_snapshot
-
 
 # ------------------------------------------------------------------ tool nodes
 

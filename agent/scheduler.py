@@ -26,7 +26,6 @@ from agent.config import LAYER_NAMES, normalize_ticker
 from agent.deps import CascadeDeps
 from agent.errors import ConfigError
 from agent.graph import build_graph, initial_state, run_cascade
-from agent.ops.metrics import COUNTERS
 
 DECIDE = "decide"
 

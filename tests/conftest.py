@@ -19,10 +19,10 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from agent.config import LAYER_NAMES, Settings, load_settings
 from agent.deps import CascadeDeps
 from agent.eval.passing import LOOSE_RISK, PASS
+from agent.llm.providers import ProviderChoice
 from agent.market.sim import SimProvider
 from agent.ops.metrics import COUNTERS
 from agent.prompts import PromptLibrary
-from agent.llm.providers import ProviderChoice
 from agent.store.jsonl import DecisionSink
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

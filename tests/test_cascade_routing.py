@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from agent.config import LAYER_NAMES
+from agent.eval.passing import LOOSE_RISK, PASS
 from agent.graph import build_graph, run_cascade
 from agent.market.csv_files import CsvProvider
 from agent.ops.metrics import COUNTERS
 from agent.record import DecisionRecord
 from agent.store.jsonl import read_jsonl
-from agent.eval.passing import LOOSE_RISK, PASS
 from tests.conftest import AS_OF, DISCARD, FakeFactory, make_deps, make_settings
 
 

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from agent.ops.alerts import Alert, AlertQueue
 from agent.errors import DataError
-from agent.trading.kill_switch import KillSwitch, TradingState, limit_breach
+from agent.eval.passing import LOOSE_RISK, PASS
 from agent.llm.cache import LLMCache
 from agent.loop import TradingLoop, main
-from agent.ops.watchdog import Watchdog
-from agent.trading.backoff import Backoff, failure_kind
 from agent.market.sim import SimProvider
+from agent.ops.alerts import Alert, AlertQueue
 from agent.ops.metrics import COUNTERS
+from agent.ops.watchdog import Watchdog
 from agent.store.jsonl import read_jsonl
+from agent.trading.backoff import Backoff, failure_kind
+from agent.trading.kill_switch import KillSwitch, TradingState, limit_breach
 from agent.trading.trader import PaperTrader
-from agent.eval.passing import LOOSE_RISK, PASS
 from tests.conftest import DISCARD, FakeFactory, make_deps, make_settings
 
 START = date(2025, 6, 30)  # a Monday

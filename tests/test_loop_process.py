@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from agent.config import LAYER_NAMES
+from agent.eval.ollama_stub import OllamaStub
+from agent.eval.passing import PASS
 from agent.llm.embedded import embedded_runtime_available
 from agent.store.jsonl import DecisionSink
-from agent.eval.passing import PASS
 from tests.conftest import make_settings
-from agent.eval.ollama_stub import OllamaStub
 from tests.test_cli import ROOT, closed_port
 
 

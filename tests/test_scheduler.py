@@ -13,10 +13,10 @@ from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agent.config import LAYER_NAMES
+from agent.eval.passing import LOOSE_RISK, PASS
 from agent.graph import build_graph
 from agent.ops.metrics import COUNTERS
 from agent.scheduler import LayerMajorScheduler, decide_ticker_major
-from agent.eval.passing import LOOSE_RISK, PASS
 from tests.conftest import DISCARD, make_deps, make_settings
 
 TICKERS = ["PETR4", "VALE3", "ITUB4"]

@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tools.risk import TRADING_DAYS, annualized_volatility, drawdowns, max_drawdown, sharpe_ratio, simple_returns
+from tools.risk import (
+    TRADING_DAYS,
+    annualized_volatility,
+    drawdowns,
+    max_drawdown,
+    sharpe_ratio,
+    simple_returns,
+)
 from tools.trades import exposure, trade_stats
 
 MIN_YEARS_TO_ANNUALISE = 1.0

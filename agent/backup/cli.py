@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Callable
 
 from agent.backup.create import create_backup
-from agent.backup.layout import ARC_NAME, BackupError, Paths, human_size, say
+from agent.backup.layout import ARC_NAME, Paths, human_size, say
 from agent.backup.restore import restore_backup, verify_backup
 from agent.backup.retention import apply_retention, list_archives
 from agent.cli import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
 from agent.config import DEFAULT_ENV_PATH, Settings, load_settings
-from agent.errors import ConfigError
+from agent.errors import BackupError, ConfigError
 
 COMMANDS = ("create", "list", "verify", "restore")
 

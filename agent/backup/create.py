@@ -26,7 +26,6 @@ from agent.backup.layout import (
     SECTIONS,
     SUFFIX,
     TS_FORMAT,
-    BackupError,
     Emit,
     Paths,
     human_size,
@@ -36,6 +35,7 @@ from agent.backup.layout import (
 )
 from agent.backup.writer import ArchiveWriter, dir_info
 from agent.config import PROJECT_ROOT
+from agent.errors import BackupError
 
 
 def _check_not_too_broad(name: str, directory: Path) -> None:

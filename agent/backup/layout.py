@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Callable
 
 from agent.config import DEFAULT_ENV_PATH, Settings
-from agent.errors import AgentError
 
 PREFIX = "b3-agent-backup-"
 SUFFIX = ".tar.gz"
@@ -40,10 +39,6 @@ ARC_NAME = {"logs": "logs", "data": "data", "env": ".env"}
 SQLITE_TIMEOUT_S = 30.0
 
 Emit = Callable[[str], None]
-
-
-class BackupError(AgentError):
-    """A backup or restore cannot go on. Action: print the one-line message and exit 1."""
 
 
 def say(line: str) -> None:

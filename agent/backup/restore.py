@@ -31,12 +31,12 @@ from agent.backup.layout import (
     MANIFEST,
     SECTIONS,
     TS_FORMAT,
-    BackupError,
     Emit,
     is_within,
     say,
     utcnow,
 )
+from agent.errors import BackupError
 
 
 @dataclass

@@ -20,9 +20,9 @@ from agent.backup.layout import (
     SQLITE_SIDE_SUFFIXES,
     SQLITE_SUFFIXES,
     SQLITE_TIMEOUT_S,
-    BackupError,
     Emit,
 )
+from agent.errors import BackupError
 
 
 class _HashingReader:

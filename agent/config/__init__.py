@@ -7,7 +7,12 @@ loading in ``load.py``; what the rest of the agent uses is importable from here.
 """
 
 from agent.config.env import ENV_KEYS, SECRET_ENV_KEYS
-from agent.config.load import DEFAULT_CONFIG_PATH, DEFAULT_ENV_PATH, PROJECT_ROOT, load_settings
+from agent.config.load import (
+           DEFAULT_CONFIG_PATH,
+           DEFAULT_ENV_PATH,
+           PROJECT_ROOT,
+           load_settings,
+)
 from agent.config.sections import LOOPBACK, KillSwitchSettings, comma_list
 from agent.config.settings import LAYER_NAMES, TICKER_RE, Settings, normalize_ticker
 

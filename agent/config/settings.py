@@ -9,10 +9,28 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
-from agent.config.sections import (AlertSettings, BacktestSettings, BackupSettings, BrokerSettings, DashboardSettings,
-                                   DecisionSettings, EmbeddedSettings, KillSwitchSettings, LayersSettings,
-                                   LLMSettings, LoggingSettings, LoopSettings, MarketSettings, MetricsSettings,
-                                   NewsSettings, OllamaSettings, RiskSettings, Secrets, _Strict, comma_list)
+from agent.config.sections import (
+    AlertSettings,
+    BacktestSettings,
+    BackupSettings,
+    BrokerSettings,
+    DashboardSettings,
+    DecisionSettings,
+    EmbeddedSettings,
+    KillSwitchSettings,
+    LayersSettings,
+    LLMSettings,
+    LoggingSettings,
+    LoopSettings,
+    MarketSettings,
+    MetricsSettings,
+    NewsSettings,
+    OllamaSettings,
+    RiskSettings,
+    Secrets,
+    _Strict,
+    comma_list,
+)
 
 LAYER_NAMES = ("sentiment", "technical", "risk", "data_validation", "final_score")
 TICKER_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.^]{1,14}$")

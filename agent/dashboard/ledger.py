@@ -16,23 +16,14 @@ from typing import Any, Callable, TypeVar
 from loguru import logger
 from pydantic import SecretStr
 
-from agent.trading.broker import last_mark
+from agent.errors import ConfigError, LedgerUnreachable, NoLedger
 from agent.store.db import Database, is_postgres, open_database
-from agent.errors import ConfigError
 from agent.trading import queries
+from agent.trading.broker import last_mark
 from agent.trading.kill_switch import KillSwitch, TradingState
 
 T = TypeVar("T")
 KILL_SWITCH_LOG_SHOWN = 20  # the last changes shown under the kill switch
-
-
-class NoLedger(Exception):
-    """The ledger cannot answer this view: not created yet, unreachable, or made by an older version.
-    The message says which, for the page to show."""
-
-
-class LedgerUnreachable(NoLedger):
-    """The database is there but cannot be read now (e.g. Postgres is down)."""
 
 
 class LedgerReader:

@@ -126,11 +126,16 @@ def bench_backtest(data_dir: Path, ticker: str, start: date, end: date) -> dict[
 def bench_cascade(tickers: list[str], provider: str) -> dict[str, Any]:
     """Every layer called once per ticker on a real state (gates ignored), then one real decision each."""
     from agent.deps import build_deps
+    from agent.errors import LLMError
     from agent.graph import build_graph, run_cascade
-    from agent.nodes import compute_indicators, compute_risk, load_market_data, load_news
     from agent.layers import LAYERS
     from agent.llm.call import call_layer
-    from agent.errors import LLMError
+    from agent.nodes import (
+        compute_indicators,
+        compute_risk,
+        load_market_data,
+        load_news,
+    )
 
     settings = load_settings(None, overrides={("market", "source"): "sim", ("llm", "provider"): provider})
     deps = build_deps(settings, sink=False)

@@ -9,7 +9,16 @@ from typing import Any
 from pydantic import Field
 
 from agent.config import Settings
-from agent.layers.spec import Gate, LayerAnswer, LayerSpec, Reason, Score, indicators_view, risk_view, verdicts
+from agent.layers.spec import (
+    Gate,
+    LayerAnswer,
+    LayerSpec,
+    Reason,
+    Score,
+    indicators_view,
+    risk_view,
+    verdicts,
+)
 from agent.state import CascadeState
 
 # Indicator values every decision needs; a None here is a data problem, not an opinion.

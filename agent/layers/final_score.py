@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from agent.config import Settings
-from agent.layers.spec import Gate, LayerAnswer, LayerSpec, Reason, Score, indicators_view, risk_view, verdicts
+from agent.layers.spec import (
+    Gate,
+    LayerAnswer,
+    LayerSpec,
+    Reason,
+    Score,
+    indicators_view,
+    risk_view,
+    verdicts,
+)
 from agent.state import CascadeState
 
 

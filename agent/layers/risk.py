@@ -8,7 +8,16 @@ from typing import Any
 from pydantic import Field
 
 from agent.config import Settings
-from agent.layers.spec import Cited, Gate, LayerAnswer, LayerSpec, Reason, risk_values, risk_view, verdicts
+from agent.layers.spec import (
+    Cited,
+    Gate,
+    LayerAnswer,
+    LayerSpec,
+    Reason,
+    risk_values,
+    risk_view,
+    verdicts,
+)
 from agent.state import CascadeState
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from agent.config import Settings
-from agent.layers.spec import Cited, Gate, LayerAnswer, LayerSpec, Reason, Score, indicator, indicator_values, indicators_view
+from agent.layers.spec import (
+    Cited,
+    Gate,
+    LayerAnswer,
+    LayerSpec,
+    Reason,
+    Score,
+    indicator,
+    indicator_values,
+    indicators_view,
+)
 from agent.state import CascadeState
 
 

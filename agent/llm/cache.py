@@ -17,8 +17,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from agent.store.db import open_database
 from agent.ops.metrics import COUNTERS
+from agent.store.db import open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS llm_cache (

@@ -18,8 +18,8 @@ from typing import Callable, TypeVar
 from loguru import logger
 
 from agent.errors import LLMError, LLMTransientError, ProviderError
-from agent.ops.metrics import COUNTERS
 from agent.llm.providers import canonical_model, ollama_pulled_models
+from agent.ops.metrics import COUNTERS
 
 T = TypeVar("T")
 HUNG_AFTER_TIMEOUTS = 2  # consecutive timed-out calls after which a host leaves the pool

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+
 from pydantic import BaseModel, ValidationError
 
 from agent.errors import LLMError, validation_problems

@@ -15,8 +15,13 @@ from langchain_ollama import ChatOllama
 from loguru import logger
 
 from agent.config import LAYER_NAMES, Settings
-from agent.llm.embedded import EMBEDDED_MODEL_NAME, EmbeddedChatModel, embedded_runtime_available, find_embedded_gguf
 from agent.errors import ProviderError
+from agent.llm.embedded import (
+    EMBEDDED_MODEL_NAME,
+    EmbeddedChatModel,
+    embedded_runtime_available,
+    find_embedded_gguf,
+)
 
 # (layer name, JSON schema of its answer) -> a chat model whose answers follow that schema
 ModelFactory = Callable[..., BaseChatModel]  # (layer, schema[, host=url]) -> chat model

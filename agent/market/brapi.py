@@ -21,18 +21,26 @@ from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from agent.config import normalize_ticker
-from agent.errors import ConfigError, DataError
+from agent.errors import (
+    BrapiAuthError,
+    DataError,
+    DataSourceUnavailable,
+    RateLimited,
+    validation_problems,
+)
 from agent.market.bars import OHLCV, Bars
 from agent.market.calendar import B3_TZ
-from agent.market.history import b3_local_index, b3_today, choose_period, finish_bars, interval_for
-from agent.market.ratelimit import DataSourceUnavailable, RateLimited, RateLimiter, parse_retry_after
+from agent.market.history import (
+    b3_local_index,
+    b3_today,
+    choose_period,
+    finish_bars,
+    interval_for,
+)
+from agent.market.ratelimit import RateLimiter, parse_retry_after
 from agent.market.validation import DEFAULT_MAX_JUMP, is_index_ticker
 from agent.market.yahoo import YAHOO_INDEX_SYMBOL
 from agent.ops.logs import redact
-
-
-class BrapiAuthError(ConfigError):
-    """brapi rejected the token or asked for one (HTTP 401). Action: stop and fix BRAPI_TOKEN."""
 
 
 def brapi_symbol(ticker: str) -> str:
@@ -68,15 +76,6 @@ class BrapiQuoteResponse(_Model):
 
 # brapi's ``range`` values (the fixed subset both its docs and its SDK list; no custom "<n>d").
 BRAPI_RANGES = ("1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max")
-
-
-def _describe_validation(exc: ValidationError, limit: int = 3) -> str:
-    parts = []
-    for err in exc.errors()[:limit]:
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}")
-    more = len(exc.errors()) - limit
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
 class BrapiProvider:
@@ -199,7 +198,7 @@ class BrapiProvider:
             parsed = BrapiQuoteResponse.model_validate(body)
         except ValidationError as exc:
             raise DataError(f"brapi: the answer for {symbol} does not have the expected shape: "
-                            f"{_describe_validation(exc)}") from None
+                            f"{'; '.join(validation_problems(exc, limit=3, show_input=lambda err: False))}") from None
         result = parsed.results[0]
         if result.symbol.upper() != symbol.upper():
             raise DataError(f"brapi: asked for {symbol}, the answer is for {result.symbol}")

@@ -18,7 +18,13 @@ from loguru import logger
 from agent.config import normalize_ticker
 from agent.errors import ConfigError, DataError
 from agent.market.bars import OHLCV, Bars, BarsReport, bars_until, window_bars
-from agent.market.validation import DEFAULT_MAX_JUMP, REPAIR_TOLERANCE, ROW_RULES, is_index_ticker, validate_bars
+from agent.market.validation import (
+    DEFAULT_MAX_JUMP,
+    REPAIR_TOLERANCE,
+    ROW_RULES,
+    is_index_ticker,
+    validate_bars,
+)
 
 
 class ValidatedCuts:

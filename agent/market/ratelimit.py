@@ -24,23 +24,6 @@ import time
 from datetime import datetime, timezone
 from typing import Callable
 
-from agent.errors import DataError
-
-
-class DataSourceUnavailable(DataError):
-    """The data source could not be reached or failed on its side (network, timeout, HTTP 5xx).
-
-    Action: retry later. Being a ``DataError``, a caller without a retry policy skips the ticker.
-    """
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class RateLimited(DataSourceUnavailable):
-    """The source refused the request for its rate limit (HTTP 429). Action: retry after ``retry_after`` s."""
-
 
 class RateLimiter:
     """At least ``min_interval_s`` between the starts of two requests; ``defer`` pushes the next one back.

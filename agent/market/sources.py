@@ -17,13 +17,12 @@ import pandas as pd
 from loguru import logger
 
 from agent.config import Settings
-from agent.errors import ConfigError, DataError
+from agent.errors import ConfigError, DataError, DataSourceUnavailable
 from agent.market.bar_cache import BarCache, CachedProvider
 from agent.market.bars import Bars, MarketDataProvider
 from agent.market.brapi import BrapiProvider
 from agent.market.calendar import B3_TZ, default_calendar
 from agent.market.csv_files import CsvProvider
-from agent.market.ratelimit import DataSourceUnavailable
 from agent.market.sim import SimProvider
 from agent.market.yahoo import YFinanceProvider
 from agent.ops.metrics import COUNTERS

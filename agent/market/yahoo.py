@@ -13,11 +13,17 @@ import pandas as pd
 from loguru import logger
 
 from agent.config import normalize_ticker
-from agent.errors import DataError
+from agent.errors import DataError, DataSourceUnavailable, RateLimited
 from agent.market.bars import OHLCV, Bars
 from agent.market.calendar import B3_TZ
-from agent.market.history import b3_local_index, b3_today, choose_period, finish_bars, interval_for
-from agent.market.ratelimit import DataSourceUnavailable, RateLimited, RateLimiter
+from agent.market.history import (
+    b3_local_index,
+    b3_today,
+    choose_period,
+    finish_bars,
+    interval_for,
+)
+from agent.market.ratelimit import RateLimiter
 from agent.market.validation import DEFAULT_MAX_JUMP, is_index_ticker
 
 YAHOO_INDEX_SYMBOL = "^BVSP"

@@ -21,16 +21,19 @@ import httpx
 from loguru import logger
 from pydantic import ValidationError
 
-from agent.errors import AgentError, ConfigError
-from agent.news.headline import FeedReport, Headline, NewsBatch, Tally, plain_text, require_aware, validation_reason
+from agent.errors import ConfigError, FeedError, NaiveDateError, validation_problems
+from agent.news.headline import (
+    FeedReport,
+    Headline,
+    NewsBatch,
+    Tally,
+    plain_text,
+    require_aware,
+)
 
 # A feed larger than this is not a news feed (or is an attack on memory); it is refused.
 MAX_FEED_BYTES = 5 * 1024 * 1024
 USER_AGENT = "b3-cascade-agent/0.1 (news reader; paper trading)"
-
-
-class FeedError(AgentError):
-    """A news feed or file could not be fetched or parsed. Action: skip that feed; the others go on."""
 
 
 def _log_report(provider: str, report: FeedReport) -> None:
@@ -76,10 +79,6 @@ def http_fetch(url: str, timeout_s: float, client: httpx.Client | None = None) -
         raise FeedError(f"GET {url}: timed out after {timeout_s}s ({type(exc).__name__})") from exc
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise FeedError(f"GET {url}: {type(exc).__name__}: {exc}") from exc
-
-
-class NaiveDateError(ValueError):
-    """A date with no timezone: refused, because guessing UTC or Brasília is off by three hours."""
 
 
 _ZONE_ABBREVIATIONS = {"BRT": "-0300", "BRST": "-0200"}  # Brasília times unknown to email.utils
@@ -194,7 +193,7 @@ class RssNewsProvider:
             try:
                 out.append(Headline(title=title, source=source, published=published, url=link, summary=summary))
             except ValidationError as exc:
-                tally.skip("invalid", f"entry {n}: {validation_reason(exc)}")
+                tally.skip("invalid", f"entry {n}: {_row_problems(exc)}")
         return out, tally.report(url, len(entries), len(out))
 
 
@@ -331,5 +330,11 @@ def _rows_to_headlines(feed: str, rows: Iterable[_Row]) -> tuple[list[Headline],
             out.append(Headline(title=obj["title"], source=obj["source"], published=published,
                                 url=obj.get("url"), summary=obj.get("summary")))
         except ValidationError as exc:
-            tally.skip("invalid", f"line {n}: {validation_reason(exc)}")
+            tally.skip("invalid", f"line {n}: {_row_problems(exc)}")
     return out, tally.report(feed, entries, len(out))
+
+
+def _row_problems(exc: ValidationError) -> str:
+    """Why a row was skipped: the fields and what is wrong, never the third-party text itself."""
+    return "; ".join(validation_problems(exc, label=lambda loc: ".".join(str(p) for p in loc) or "row",
+                                         show_input=lambda err: False))

@@ -13,7 +13,13 @@ import unicodedata
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 TITLE_MAX_CHARS = 500
 SOURCE_MAX_CHARS = 120
@@ -135,11 +141,6 @@ class Headline(BaseModel):
         v = normalize_text(v)
         # Summaries are optional context and often whole articles: cap them rather than refuse.
         return cap(v, SUMMARY_MAX_CHARS) if v else None
-
-
-def validation_reason(exc: ValidationError) -> str:
-    """A pydantic error as one line of "field: message" parts, for a skipped row's reason."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}" for e in exc.errors())
 
 
 class FeedReport(BaseModel):

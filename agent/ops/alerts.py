@@ -25,6 +25,7 @@ from loguru import logger
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from agent.config import Settings, comma_list
+from agent.errors import AlertSendError
 from agent.ops.logs import redact
 from agent.ops.metrics import COUNTERS
 
@@ -88,17 +89,6 @@ def stall_alert(seconds_since_last_cycle: float, interval_s: float) -> Alert:
     """The loop completed no cycle for several intervals: the process may hang on a data source or a model."""
     return Alert(kind="stall", title="Loop STALLED",
                  text=f"No cycle completed for {seconds_since_last_cycle:.0f} s (interval {interval_s:.0f} s).")
-
-
-class AlertSendError(Exception):
-    """An endpoint refused an alert. ``kind`` labels the failure metric; ``retryable`` says if a retry may help.
-
-    Its message never holds the request URL, since the Telegram token and the Slack webhook are in it.
-    """
-
-    def __init__(self, kind: str, detail: str = "", retryable: bool = False):
-        super().__init__(f"{kind}: {detail}" if detail else kind)
-        self.kind, self.retryable = kind, retryable
 
 
 class Channel(Protocol):

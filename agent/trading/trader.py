@@ -18,14 +18,14 @@ from typing import Any, Callable
 import pandas as pd
 from loguru import logger
 
-from agent.ops.alerts import AlertQueue, halt_alert, trade_alert
-from agent.trading.broker import Costs, PaperBroker, bars_from_frame, last_mark
 from agent.config import KillSwitchSettings, Settings
-from agent.store.db import Database, open_database
-from agent.trading.kill_switch import KillSwitch, TradingState, fills_blocked
-from agent.ops.metrics import COUNTERS
 from agent.market.calendar import B3_TZ, b3_timestamp
+from agent.ops.alerts import AlertQueue, halt_alert, trade_alert
+from agent.ops.metrics import COUNTERS
+from agent.store.db import Database, open_database
 from agent.store.jsonl import DecisionSink
+from agent.trading.broker import Costs, PaperBroker, bars_from_frame, last_mark
+from agent.trading.kill_switch import KillSwitch, TradingState, fills_blocked
 
 
 class PaperTrader:

@@ -3,7 +3,14 @@
 
 from fastapi import APIRouter
 
-from agent.dashboard.routes import backtests, controls, decisions, health, pages, portfolio
+from agent.dashboard.routes import (
+    backtests,
+    controls,
+    decisions,
+    health,
+    pages,
+    portfolio,
+)
 
 api = APIRouter(prefix="/api")
 for part in (decisions.router, portfolio.router, controls.router, health.router, backtests.router,

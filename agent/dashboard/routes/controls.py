@@ -13,7 +13,7 @@ from loguru import logger
 from agent.config import Settings
 from agent.dashboard import schemas as S
 from agent.dashboard.deps import Clock, Ledger, Policy, SettingsDep
-from agent.dashboard.ledger import LedgerUnreachable, NoLedger
+from agent.errors import LedgerUnreachable, NoLedger
 from agent.market.calendar import B3_TZ
 from agent.trading.kill_switch import TradingState
 

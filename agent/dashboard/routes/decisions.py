@@ -6,12 +6,23 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path as PathParam, Query
+from fastapi import APIRouter, HTTPException, Query
+from fastapi import Path as PathParam
 
 from agent.dashboard import schemas as S
-from agent.dashboard.deps import DECISION_ID, ERROR_RESPONSES, ORIGINS, TICKER, Clock, Ledger, Records, ordered, period
-from agent.dashboard.ledger import NoLedger
+from agent.dashboard.deps import (
+    DECISION_ID,
+    ERROR_RESPONSES,
+    ORIGINS,
+    TICKER,
+    Clock,
+    Ledger,
+    Records,
+    ordered,
+    period,
+)
 from agent.dashboard.records import funnel
+from agent.errors import NoLedger
 
 router = APIRouter(tags=["decisions"])
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 
 from agent.dashboard import schemas as S
 from agent.dashboard.deps import Clock, Ledger, Records, SettingsDep
-from agent.dashboard.ledger import NoLedger
+from agent.errors import NoLedger
 from agent.market.calendar import B3_TZ
 
 ERRORS_TAIL = 30

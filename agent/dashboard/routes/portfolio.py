@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 
 from agent.dashboard import schemas as S
 from agent.dashboard.deps import TICKER, BenchmarkDep, Ledger
-from agent.dashboard.ledger import NoLedger
+from agent.errors import NoLedger
 from tools.performance import drawdown_series
 from tools.trades import trade_stats
 

@@ -1,0 +1,1 @@
+"""Helpers the tests share: stubs of outside services, stores and harnesses."""
