@@ -317,7 +317,7 @@ def control(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m agent.loop", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m agent.loop", description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--cycles", type=int, default=0, help="stop after N cycles (0 = run until stopped)")
     p.add_argument("--interval", type=int, help="seconds between cycles (env ANALYSIS_INTERVAL)")
     add_run_flags(p)

@@ -19,12 +19,20 @@ from pydantic import (
     model_validator,
 )
 
+HTTP_URL = re.compile(r"^https?://[^\s/]+")
 Timeframe = Literal["1m", "5m", "15m", "30m", "1h", "1d", "1wk"]
 
 
 def comma_list(value: Any) -> Any:
     """``"PETR4, VALE3"`` (as environment variables give lists) -> ``["PETR4", "VALE3"]``."""
     return [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+
+
+def http_url(value: str, example: str) -> str:
+    """An http(s) URL with a host, without its trailing slash; else an error showing ``example``."""
+    if not HTTP_URL.match(value):
+        raise ValueError(f"must be an http(s) URL such as {example}")
+    return value.rstrip("/")
 
 
 class _Strict(BaseModel):
@@ -54,7 +62,7 @@ class OllamaSettings(_Strict):
     @field_validator("hosts")
     @classmethod
     def _http_urls(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [h for h in v if not re.match(r"^https?://[^\s/]+", h)]
+        bad = [h for h in v if not HTTP_URL.match(h)]
         if bad:
             raise ValueError(f"must be http(s) URLs such as http://192.168.1.50:11434, got {bad}")
         return tuple(h.rstrip("/") for h in v)
@@ -62,9 +70,7 @@ class OllamaSettings(_Strict):
     @field_validator("host")
     @classmethod
     def _http_url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", v):
-            raise ValueError("must be an http(s) URL such as http://127.0.0.1:11434")
-        return v.rstrip("/")
+        return http_url(v, "http://127.0.0.1:11434")
 
 
 class EmbeddedSettings(_Strict):
@@ -203,9 +209,7 @@ class AlertSettings(_Strict):
     @field_validator("telegram_api_url")
     @classmethod
     def _api_url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", v):
-            raise ValueError("must be an http(s) URL such as https://api.telegram.org")
-        return v.rstrip("/")
+        return http_url(v, "https://api.telegram.org")
 
 
 class LoopSettings(_Strict):

@@ -262,7 +262,7 @@ class Health(BaseModel):
 
 
 class ReportSummary(BaseModel):
-    """The headline of a backtest's metrics.json (written by agent/report.py; read as untrusted)."""
+    """The headline of a backtest's metrics.json (written by agent/backtest/report.py; read as untrusted)."""
 
     mode: str | None = None
     tickers: list[str] = Field(default_factory=list)

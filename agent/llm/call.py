@@ -65,7 +65,7 @@ def invoke_on(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, use
 
 
 def _call_with_retries(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str, ticker: str) -> str:
-    """The model's raw answer; connection errors are retried (LLM_RETRIES), anything else raises."""
+    """The model's raw answer; connection errors are retried (llm.retries), anything else raises."""
     COUNTERS.inc("llm_calls_total", layer=spec.name)
     attempts = deps.settings.llm.retries + 1
     for attempt in range(1, attempts + 1):

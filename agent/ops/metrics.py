@@ -1,7 +1,7 @@
 """In-process metrics: counters (the funnel, invalid LLM outputs, errors), gauges and latency histograms.
 
 A plain registry, so that every failure is counted even with no metrics server; the Prometheus
-exporter (agent/prometheus.py) reads the same registry on every scrape.
+exporter (agent/ops/metrics_server.py) reads the same registry on every scrape.
 """
 
 from __future__ import annotations

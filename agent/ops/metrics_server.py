@@ -1,4 +1,4 @@
-"""The Prometheus ``/metrics`` endpoint: the in-process registry (agent/metrics.py), read on every scrape.
+"""The Prometheus ``/metrics`` endpoint: the in-process registry (agent/ops/metrics.py), read on every scrape.
 
 It binds to PROMETHEUS_BIND (127.0.0.1 by default) on PROMETHEUS_PORT. A port already in use is
 logged and counted, never fatal: trading does not depend on being watched.
