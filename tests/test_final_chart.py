@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
 from agent.config import ENV_KEYS, LAYER_NAMES, Settings, load_settings
+from agent.dashboard.app import create_app
 from agent.deps import CascadeDeps
 from agent.eval.ollama_stub import OllamaStub
 from agent.eval.passing import LOOSE_RISK, PASS
@@ -104,6 +106,27 @@ def test_text_only_model_gets_no_image_and_the_record_says_why(tmp_path):
     note = final_layer(record)["image"]
     assert note == {"sent": False, "reason": "gemma3:4b has no vision capability (Ollama /api/show): text prompt"}
     assert not (tmp_path / "charts").exists()
+    assert dashboard(deps.settings, tmp_path).get(f"/api/decisions/{record['decision_id']}/chart").status_code == 404
+
+
+def dashboard(settings: Settings, log_dir: Path) -> TestClient:
+    """The dashboard over the records (and charts) under ``log_dir``."""
+    shown = settings.model_copy(update={"logging": settings.logging.model_copy(update={"dir": log_dir}),
+                                        "database_path": log_dir / "agent.db"})
+    return TestClient(create_app(shown, clock=lambda: FIXED_NOW), base_url="http://127.0.0.1:8050")
+
+
+def test_the_dashboard_serves_the_chart_of_a_decision(tmp_path):
+    with stub(vision=True) as running:
+        deps = deps_for(stub_settings(running.url), tmp_path)
+        record = run_cascade(build_graph(deps), "PETR4", as_of=AS_OF)
+    client = dashboard(deps.settings, tmp_path)
+    reply = client.get(f"/api/decisions/{record['decision_id']}/chart")
+    assert reply.status_code == 200 and reply.headers["content-type"] == "image/png"
+    assert reply.content == (tmp_path / final_layer(record)["image"]["file"]).read_bytes()
+    detail = client.get(f"/api/decisions/{record['decision_id']}").json()["record"]
+    assert final_layer(detail)["image"]["file"] == final_layer(record)["image"]["file"]
+    assert client.get("/api/decisions/PETR4-2025-06-30-000000000000/chart").status_code == 404
 
 
 def test_embedded_model_is_text_only():
