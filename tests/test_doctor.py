@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from agent.doctor.__main__ import main, report
 from agent.doctor.checks import check_latency, check_ollama
 from agent.eval.ollama_stub import OllamaStub, closed_port_url
@@ -45,7 +47,7 @@ def test_missing_model_blocks_and_gives_the_pull_line(tmp_path):
 
 def test_missing_model_under_auto_warns_and_reports_the_embedded_fallback(tmp_path):
     with OllamaStub(models=[m for m in MODELS.values() if m != "mistral:7b"]) as stub:
-        text, code = report(settings_for(stub.url, tmp_path, provider="auto"))
+        text, code = report(settings_for(stub.url, tmp_path, provider="auto"), time_embedded=False)
     assert "[WARN] ollama   model mistral:7b" in text and "fix: ollama pull mistral:7b" in text
     assert "embedded" in text and "text-only" in text
     assert code == 0, text
@@ -65,11 +67,13 @@ def test_slow_model_is_flagged_with_a_smaller_model_for_its_layer(tmp_path):
     assert all(line.status == "ok" for layer, line in by_layer.items() if layer != "risk")
 
 
+@pytest.mark.slow
 def test_no_ollama_reports_the_embedded_setup_instead_of_failing(tmp_path):
-    text, code = report(settings_for(closed_port_url(), tmp_path, provider="auto"))
+    text, code = report(settings_for(closed_port_url(), tmp_path, provider="auto"))  # loads the embedded model
     assert code == 0, text
     assert "[WARN] ollama" in text and "fix: start it with `ollama serve`" in text
     assert "[ OK ] embedded" in text and "serves all five layers" in text and "text-only" in text
+    assert "latency  embedded: " in text and "s for one token" in text
 
 
 def test_no_ollama_blocks_when_ollama_is_required(tmp_path):
@@ -80,7 +84,7 @@ def test_no_ollama_blocks_when_ollama_is_required(tmp_path):
 def test_effective_config_shows_units_and_masks_secrets(tmp_path):
     settings = settings_for(closed_port_url(), tmp_path, provider="auto", TELEGRAM_TOKEN=TOKEN,
                             TELEGRAM_CHAT_ID="42", EMAIL_SENDER="me@gmail.com", EMAIL_PASSWORD="app_password")
-    text, _ = report(settings)
+    text, _ = report(settings, time_embedded=False)
     assert TOKEN not in text and "app_password" not in text
     assert "TELEGRAM_TOKEN" in text and "*** (set)" in text
     assert "SMTP_PASSWORD / EMAIL_PASSWORD" in text
@@ -92,3 +96,12 @@ def test_config_error_exits_non_zero_naming_the_key(monkeypatch, capsys):
     monkeypatch.setenv("MIN_CONFIDENCE", "7")
     assert main(["--config", "config.yaml"]) == 1
     assert "MIN_CONFIDENCE" in capsys.readouterr().out
+
+
+def test_guide_placeholders_for_alerts_are_reported(tmp_path):
+    settings = settings_for(closed_port_url(), tmp_path, provider="auto", TELEGRAM_TOKEN="seu_token_telegram",
+                            TELEGRAM_CHAT_ID="seu_chat_id", EMAIL_SENDER="seu@email.com", EMAIL_PASSWORD="app_password")
+    text, code = report(settings, time_embedded=False)
+    assert "[WARN] alerts   telegram is configured but apprise does not recognise its settings" in text
+    assert "email.com is not a provider apprise knows" in text and "fix: set SMTP_HOST" in text
+    assert code == 0  # alerts never block a run

@@ -14,13 +14,13 @@ from agent.errors import ConfigError
 MARKS = {"ok": "[ OK ]", "info": "[INFO]", "warn": "[WARN]", "fail": "[FAIL]"}
 
 
-def run_checks(settings) -> list[Line]:
+def run_checks(settings, time_embedded: bool = True) -> list[Line]:
     lines, view = check_ollama(settings)
     if view is not None and view.up:
         lines += check_latency(settings, view) + check_memory(view) + check_vision(settings, view)
     if view is None or not view.up or (view.missing and settings.llm.provider == "auto"):
         why = "LLM_PROVIDER=embedded" if view is None else "Ollama is not usable as configured"
-        lines += check_embedded(settings, why)
+        lines += check_embedded(settings, why, time_embedded)
     return lines + check_disk(settings) + check_market(settings) + check_alerts(settings)
 
 
@@ -36,9 +36,10 @@ def render(lines: list[Line], config: list[tuple[str, str]]) -> str:
     return "\n".join(out)
 
 
-def report(settings) -> tuple[str, int]:
-    """The doctor's text and exit code (1 when something blocks a run) for ``settings``."""
-    lines = run_checks(settings)
+def report(settings, time_embedded: bool = True) -> tuple[str, int]:
+    """The doctor's text and exit code (1 when something blocks a run) for ``settings``; ``time_embedded``
+    off skips loading the embedded model to time it."""
+    lines = run_checks(settings, time_embedded)
     failed = [line for line in lines if line.status == "fail"]
     summary = f"\n{len(failed)} problem(s) block a run." if failed else "\nNothing blocks a run."
     return render(lines, effective_values(settings)) + summary, 1 if failed else 0

@@ -175,8 +175,9 @@ def check_vision(settings: Settings, view: OllamaView) -> list[Line]:
 
 # ---------------------------------------------------------------- the embedded model
 
-def check_embedded(settings: Settings, why: str) -> list[Line]:
-    """The embedded fallback: installed, and its size against free memory. It is text-only."""
+def check_embedded(settings: Settings, why: str, timed: bool = True) -> list[Line]:
+    """The embedded fallback: installed, its size against free memory, and (``timed``) a one-token answer.
+    It is text-only."""
     problem = embedded_runtime_available()
     if problem:
         return [Line("fail", "embedded", f"{why}, and the embedded model cannot run: {problem}", "run `make setup`")]
@@ -188,7 +189,34 @@ def check_embedded(settings: Settings, why: str) -> list[Line]:
     if free is not None and size * MEMORY_HEADROOM > free:
         lines.append(Line("fail", "memory", f"{_gb(free)} available, the embedded model needs about "
                                             f"{_gb(size * MEMORY_HEADROOM)}", "free memory (`free -h`)"))
-    return lines
+        return lines
+    return lines + (embedded_latency(settings) if timed else [])
+
+
+def embedded_latency(settings: Settings) -> list[Line]:
+    """The embedded model's one-token answer, timed after loading it (one model for every layer)."""
+    from langchain_core.messages import HumanMessage
+
+    from agent.llm.embedded import EmbeddedChatModel
+
+    e = settings.embedded
+    model = EmbeddedChatModel(model_path=find_embedded_gguf(), max_tokens=1, temperature=0.0, n_ctx=e.n_ctx,
+                              n_threads=e.n_threads, seed=e.seed)
+    try:
+        started = time.perf_counter()
+        model.invoke([HumanMessage("2+2=")])  # loads the model
+        loaded = time.perf_counter() - started
+        started = time.perf_counter()
+        model.invoke([HumanMessage("2+2=")])
+        warm = time.perf_counter() - started
+    except Exception as exc:  # noqa: BLE001 - any runtime failure is the finding
+        return [Line("fail", "embedded", f"the embedded model did not answer: {type(exc).__name__}: {exc}",
+                     "reinstall it with `make setup`")]
+    slow = [layer for layer, budget in LATENCY_BUDGET_S.items() if warm > budget]
+    return [Line("warn" if slow else "ok", "latency",
+                 f"embedded: {warm:.2f} s for one token (+{loaded:.1f} s loading it)"
+                 + (f", over the budget of {', '.join(slow)}" if slow else ""),
+                 "run Ollama with the configured models for real analysis" if slow else None)]
 
 
 # ---------------------------------------------------------------- memory, disk, market, alerts
@@ -265,15 +293,22 @@ def check_market(settings: Settings) -> list[Line]:
 
 
 def check_alerts(settings: Settings) -> list[Line]:
-    """Which alert channels are on (nothing is sent)."""
-    from agent.ops.alert_channels import channels_from_settings
+    """Which alert channels are on (nothing is sent), and those configured that apprise refused."""
+    from agent.ops.alert_channels import alert_urls, channels_from_settings
 
     channels = channels_from_settings(settings)
+    lines = [Line("warn", "alerts", f"{name} is configured but apprise does not recognise its settings: it is off",
+                  "check the variables of that channel (a Telegram token looks like 123456:ABC..., a Slack "
+                  "webhook like https://hooks.slack.com/services/T.../B.../...)")
+             for name, _ in alert_urls(settings) if name not in {c.name for c in channels}]
     if not channels:
-        return [Line("info", "alerts", "no alert channel configured (TELEGRAM_*, SLACK_WEBHOOK, EMAIL_*, "
-                                       "APPRISE_URLS)")]
+        return lines + [Line("info", "alerts", "no alert channel on (TELEGRAM_*, SLACK_WEBHOOK, EMAIL_*, APPRISE_URLS)")]
     described = []
     for channel in channels:
         host = getattr(channel.plugin(), "smtp_host", None) if channel.name.startswith("email") else None
         described.append(f"{channel.name} (SMTP {host})" if host else channel.name)
-    return [Line("ok", "alerts", "alerts go to " + ", ".join(described))]
+        sender = settings.alerts.email_from or ""
+        if host and not settings.alerts.smtp_host and host == sender.rpartition("@")[2]:
+            lines.append(Line("warn", "alerts", f"e-mail: {host} is not a provider apprise knows, so its SMTP server "
+                                                f"is guessed to be {host} itself", "set SMTP_HOST (and SMTP_PORT)"))
+    return [Line("ok", "alerts", "alerts go to " + ", ".join(described))] + lines
