@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config import ENV_SYNONYMS
+from agent.config import ENV_KEYS
 from agent.errors import ConfigError
 from tests.conftest import make_settings
 
@@ -18,7 +18,7 @@ HOOK = "https://hooks.slack.com/services/T000/B000/SECRETHOOK"
     ("ENABLE_METRICS", "METRICS_ENABLED", "false", lambda s: str(s.metrics.enabled).lower()),
 ])
 def test_either_name_sets_the_setting_and_both_may_agree(guide, own, value, read):
-    assert ENV_SYNONYMS[guide] == own
+    assert ENV_KEYS[guide] == ENV_KEYS[own]
     assert read(make_settings(environ={guide: value})) == value
     assert read(make_settings(environ={own: value})) == value
     assert read(make_settings(environ={guide: value, own: value})) == value

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from agent.config import ENV_KEYS, ENV_SYNONYMS, SECRET_ENV_KEYS, Settings
+from agent.config import ENV_KEYS, SECRET_ENV_KEYS, Settings
 
 # Units of the keys that have one (a bare number is a count or a 0-1 score).
 UNITS = {
@@ -39,20 +39,21 @@ def _shown(value: Any) -> str:
 
 
 def effective_values(settings: Settings) -> list[tuple[str, str]]:
-    """(key, value with unit) for every environment key, in .env.example's order; a guide synonym is
-    listed with the project's name ("SLACK_WEBHOOK_URL / SLACK_WEBHOOK")."""
-    aliases = {own: guide for guide, own in ENV_SYNONYMS.items()}
-    rows = []
+    """(key, value with unit) for every setting an environment variable sets, in ENV_KEYS' order; a setting
+    with two names (the project's first, then the original guide's) is listed once as "SLACK_WEBHOOK_URL /
+    SLACK_WEBHOOK"."""
+    names: dict[tuple[str, ...], list[str]] = {}
     for env, path in ENV_KEYS.items():
-        if env in ENV_SYNONYMS:
-            continue
+        names.setdefault(path, []).append(env)
+    rows = []
+    for path, envs in names.items():
         value = _value(settings, path)
-        if env in SECRET_ENV_KEYS or isinstance(value, SecretStr):
+        if any(env in SECRET_ENV_KEYS for env in envs) or isinstance(value, SecretStr):
             shown = "(unset)" if value is None else "*** (set)"
         else:
             shown = _shown(value)
-            unit = UNITS.get(env)
+            unit = UNITS.get(envs[0])
             if unit and value is not None:
                 shown = f"{shown} {unit}"
-        rows.append((f"{env} / {aliases[env]}" if env in aliases else env, shown))
+        rows.append((" / ".join(envs), shown))
     return rows
