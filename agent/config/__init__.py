@@ -6,7 +6,7 @@ Validated once at start-up with pydantic. Unknown keys are rejected, and every e
 loading in ``load.py``; what the rest of the agent uses is importable from here.
 """
 
-from agent.config.env import ENV_KEYS, ENV_SYNONYMS, SECRET_ENV_KEYS
+from agent.config.env import ENV_KEYS, SECRET_ENV_KEYS
 from agent.config.load import (
            DEFAULT_CONFIG_PATH,
            DEFAULT_ENV_PATH,
@@ -16,6 +16,6 @@ from agent.config.load import (
 from agent.config.sections import LOOPBACK, KillSwitchSettings, comma_list
 from agent.config.settings import LAYER_NAMES, TICKER_RE, Settings, normalize_ticker
 
-__all__ = ["DEFAULT_CONFIG_PATH", "DEFAULT_ENV_PATH", "ENV_KEYS", "ENV_SYNONYMS", "LAYER_NAMES", "LOOPBACK", "PROJECT_ROOT",
+__all__ = ["DEFAULT_CONFIG_PATH", "DEFAULT_ENV_PATH", "ENV_KEYS", "LAYER_NAMES", "LOOPBACK", "PROJECT_ROOT",
            "SECRET_ENV_KEYS", "TICKER_RE", "KillSwitchSettings", "Settings", "comma_list", "load_settings",
            "normalize_ticker"]
