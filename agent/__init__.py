@@ -29,4 +29,5 @@ LAYOUT: dict[str, str] = {
     "backup/": "backup and restore of logs, data and .env (python -m agent.backup, make backup)",
     "eval/": "offline evaluation of the layers (python -m agent.eval) and make bench",
     "dashboard/": "the web dashboard: FastAPI routes, record index, ledger reader, static pages",
+    "doctor/": "make doctor: the guide's troubleshooting (Ollama, models, latency, memory, disk, market) as checks",
 }

@@ -40,7 +40,7 @@ from agent.errors import ConfigError, ProviderError
 from agent.graph import build_graph
 from agent.llm.cache import LLMCache
 from agent.market.calendar import B3_TZ, b3_timestamp, default_calendar
-from agent.ops.alerts import AlertQueue, build_alerts, halt_alert, stall_alert
+from agent.ops.alerts import AlertQueue, build_alerts, dashboard_link, decision_alert, halt_alert, stall_alert
 from agent.ops.logs import perf_log
 from agent.ops.metrics import COUNTERS
 from agent.ops.metrics_server import serve_metrics
@@ -155,6 +155,8 @@ class TradingLoop:
         order = self.trader.on_decision(record)
         if order:
             report.orders.append(order)
+            if self.alerts is not None:
+                self.alerts.notify(decision_alert(record, dashboard_link(self.settings, record["decision_id"])))
 
     def _backing_off(self, ticker: str, report: CycleReport) -> bool:
         skip = self.backoff.should_skip(ticker)

@@ -27,6 +27,8 @@ class LayerResult(BaseModel):
     prompt_version: str | None = None
     output: dict[str, Any] | None = None  # the validated answer, for explanations
     cached: bool = False  # replayed from the LLM cache: the same model was asked the same question before
+    # the chart a layer that takes one was shown (file under LOG_DIR, bars, digest), or why it got the text only
+    image: dict[str, Any] | None = None
 
 
 class CascadeState(TypedDict, total=False):

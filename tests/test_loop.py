@@ -76,6 +76,10 @@ def test_multi_cycle_loop_buys_then_fills_at_the_next_open(tmp_path):
     assert first.counts == {"BUY": 2, "HOLD": 0, "failed": 0, "skipped": 0}
     assert [o["ticker"] for o in first.orders] == ["PETR4", "VALE3"] and first.trades == []
     assert first.portfolio["pending_orders"] == 2
+    # each order alerts with its decision's data and the dashboard link
+    [decided] = [a for a in notifier.sent if a.title.startswith("BUY PETR4 @")]
+    assert "shares" in decided.text and "Stop " in decided.text and "final_score" in decided.text
+    assert f"/decision/{first.orders[0]['decision_id']}" in decided.text
 
     days.advance()
     second = loop.run_cycle()

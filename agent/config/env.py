@@ -6,6 +6,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from agent.errors import ConfigError
+
 # Environment variable -> config key path. The env name is quoted in errors for keys it set.
 ENV_KEYS: dict[str, tuple[str, ...]] = {
     "SIMULATION_MODE": ("simulation_mode",),
@@ -41,15 +43,19 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "DATABASE_PATH": ("database_path",),
     "DATABASE_URL": ("database_url",),
     "METRICS_ENABLED": ("metrics", "enabled"),
+    "ENABLE_METRICS": ("metrics", "enabled"),
+    "GRAFANA_PORT": ("metrics", "grafana_port"),
     "PROMETHEUS_BIND": ("metrics", "bind"),
     "PROMETHEUS_PORT": ("metrics", "port"),
     "TELEGRAM_CHAT_ID": ("alerts", "telegram_chat_id"),
     "SLACK_WEBHOOK_URL": ("alerts", "slack_webhook_url"),
+    "SLACK_WEBHOOK": ("alerts", "slack_webhook_url"),
     "SMTP_HOST": ("alerts", "smtp_host"),
     "SMTP_PORT": ("alerts", "smtp_port"),
     "SMTP_USER": ("alerts", "smtp_user"),
     "ALERT_EMAIL_TO": ("alerts", "email_to"),
     "ALERT_EMAIL_FROM": ("alerts", "email_from"),
+    "EMAIL_SENDER": ("alerts", "email_from"),
     "LOOP_MARKET_HOURS": ("loop", "market_hours"),
     "LOOP_SCHEDULING": ("loop", "scheduling"),
     "SLIPPAGE_BPS": ("broker", "slippage_bps"),
@@ -70,10 +76,17 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "BRAPI_TOKEN": ("secrets", "brapi_token"),
     "TELEGRAM_TOKEN": ("secrets", "telegram_token"),
     "SMTP_PASSWORD": ("secrets", "smtp_password"),
+    "EMAIL_PASSWORD": ("secrets", "smtp_password"),
+    "APPRISE_URLS": ("secrets", "apprise_urls"),
     "DASHBOARD_TOKEN": ("secrets", "dashboard_token"),
 }
 SECRET_ENV_KEYS = frozenset({"BRAPI_TOKEN", "TELEGRAM_TOKEN", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "DATABASE_URL",
-                             "DASHBOARD_TOKEN"})
+                             "DASHBOARD_TOKEN", "SLACK_WEBHOOK", "EMAIL_PASSWORD", "APPRISE_URLS"})
+# The original guide's name -> the project's own name for the same setting: either works; both set to
+# different values is an error naming the two (check_synonyms).
+ENV_SYNONYMS = {"SLACK_WEBHOOK": "SLACK_WEBHOOK_URL", "EMAIL_SENDER": "ALERT_EMAIL_FROM",
+                "EMAIL_PASSWORD": "SMTP_PASSWORD", "ENABLE_METRICS": "METRICS_ENABLED"}
+_BOOL_WORDS = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}
 # Keys .env may hold that belong to other tools (LangGraph Studio, LangSmith); accepted silently.
 FOREIGN_ENV_PREFIXES = ("LANGSMITH_", "LANGCHAIN_", "LANGGRAPH_", "OLLAMA_NUM_", "REDIS_")
 
@@ -93,3 +106,16 @@ def env_overrides(env_file: Path | None, environ: dict[str, str]) -> tuple[dict[
             merged[key] = environ[key]
     # An empty value means "not set" (as in .env.example), never "empty string".
     return {k: v.strip() for k, v in merged.items() if v is not None and v.strip() != ""}, unknown
+
+
+def check_synonyms(values: dict[str, str]) -> None:
+    """A guide name and the project's name for one setting may both be set, but only to the same value."""
+    def norm(v: str) -> str:
+        v = v.strip().lower()
+        return _BOOL_WORDS.get(v, v)
+
+    clashes = [f"{guide} and {own}" for guide, own in ENV_SYNONYMS.items()
+               if guide in values and own in values and norm(values[guide]) != norm(values[own])]
+    if clashes:
+        raise ConfigError(f"{'; '.join(clashes)} name the same setting but are set to different values: "
+                          "keep one of each pair")

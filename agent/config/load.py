@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from agent.config.env import ENV_KEYS, env_overrides
+from agent.config.env import ENV_KEYS, check_synonyms, env_overrides
 from agent.config.settings import Settings
 from agent.errors import ConfigError, validation_problems
 
@@ -68,6 +68,7 @@ def load_settings(
         raise ConfigError(
             f".env has unknown key(s): {', '.join(sorted(unknown))}. Allowed keys are listed in .env.example"
         )
+    check_synonyms(env_values)
     env_for_path = {ENV_KEYS[k]: f"env {k}" for k in env_values}
     for key, value in env_values.items():
         _set_path(raw, ENV_KEYS[key], value)

@@ -189,6 +189,7 @@ class MetricsSettings(_Strict):
     enabled: bool = True
     bind: str = "127.0.0.1"
     port: int = Field(9108, ge=1, le=65535)
+    grafana_port: int = Field(3000, ge=1, le=65535)  # Grafana's, in deploy/compose.yaml (the agent serves none)
 
 
 class AlertSettings(_Strict):
@@ -288,6 +289,7 @@ class Secrets(_Strict):
     brapi_token: SecretStr | None = None
     telegram_token: SecretStr | None = None
     smtp_password: SecretStr | None = None
+    apprise_urls: SecretStr | None = None  # any other alert service: apprise URLs, comma- or space-separated
     dashboard_token: SecretStr | None = None  # halt/resume from the dashboard beyond loopback
 
     @field_validator("dashboard_token")

@@ -5,6 +5,7 @@
 It serves the two endpoints the agent uses, with the shapes a real Ollama answers:
 
 - ``GET /api/tags``: the configured models, with realistic metadata;
+- ``POST /api/show``: a model's details and ``capabilities`` (``vision`` for a model that takes images);
 - ``POST /api/chat``: one JSON object when the request says ``"stream": false``, otherwise
   (``"stream": true`` or no key, as langchain-ollama sends by default) NDJSON over a chunked
   response, ending with a ``"done": true`` line that carries the usage counters.
@@ -141,12 +142,15 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._send_json(400, {"error": "invalid character in request body"})
             return
+        if self.path == "/api/show":
+            self._show(str(body.get("model", "")))
+            return
         if self.path != "/api/chat":
             self._send_text(404, "404 page not found")
             return
         stub.requests.append(body)
         model = str(body.get("model", ""))
-        if not self._wait(stub.delay_s + stub.load(model)):
+        if not self._wait(stub.delay_s + stub.model_delay_s.get(model, 0.0) + stub.load(model)):
             return
         if stub.status is not None:
             self._send_json(stub.status, {"error": stub.error_message})
@@ -156,6 +160,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._chat(body, stub.answer(body), stream=body.get("stream", True))
 
     # ------------------------------------------------------------ responses
+
+    def _show(self, model: str) -> None:
+        stub = self.server.stub
+        if canonical_model(model) not in {canonical_model(m) for m in stub.models}:
+            self._send_json(404, {"error": f"model '{model}' not found"})
+            return
+        entry = tag_entry(model, stub.digests.get(model))
+        self._send_json(200, {"modelfile": f"FROM {model}", "parameters": "", "template": "{{ .Prompt }}",
+                              "details": entry["details"], "model_info": {},
+                              "capabilities": stub.capabilities.get(model, ["completion"])})
 
     def _wait(self, seconds: float) -> bool:
         """Sleep like a busy model; False (and drop the connection) if the stub stops meanwhile."""
@@ -219,6 +233,8 @@ class OllamaStub:
       request body; a model missing from the dict answers an empty string;
     - ``reject_unknown``: answer 404 ``model '<x>' not found`` for a model not in ``models``;
     - ``delay_s``: seconds to wait before answering a chat (to provoke client timeouts);
+    - ``model_delay_s``: extra seconds per model (a slow model among fast ones);
+    - ``capabilities``: what ``/api/show`` lists per model (default ``["completion"]``; add ``"vision"``);
     - ``piece_delay_s``: seconds the model takes per piece of its answer: streamed, one line at
       that pace (a slow model that keeps talking); not streamed, the whole wait before the reply;
     - ``status``: when set (e.g. 500), every chat answers that HTTP status with ``error_message``;
@@ -237,6 +253,8 @@ class OllamaStub:
         self.content: Content = {} if content is None else content
         self.reject_unknown = reject_unknown
         self.delay_s = delay_s
+        self.model_delay_s: dict[str, float] = {}
+        self.capabilities: dict[str, list[str]] = {}
         self.piece_delay_s = piece_delay_s
         self.status = status
         self.error_message = error_message

@@ -41,4 +41,4 @@ def quant_rule(state: CascadeState, s: Settings) -> FinalScoreAnswer:
     return FinalScoreAnswer(score=round(score, 6), reason=f"rule: mean of {len(scores)} layer scores")
 
 
-SPEC = LayerSpec("final_score", FinalScoreAnswer, inputs, gate, quant_rule)
+SPEC = LayerSpec("final_score", FinalScoreAnswer, inputs, gate, quant_rule, chart=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from agent.deps import CascadeDeps
 from agent.errors import LLMError
+from agent.layers.chart import attach_chart
 from agent.layers.risk import RiskAnswer
 from agent.layers.spec import QUANT_PROVIDER, RULES_VERSION, LayerSpec
 from agent.llm.call import call_layer
@@ -27,6 +28,9 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
     update: dict[str, Any] = {}
 
     ruled = spec.precheck(state, deps.settings) if spec.precheck else None
+    chart = attach_chart(state, deps, spec.name) if spec.chart and ruled is None \
+        and deps.provider.name != QUANT_PROVIDER else None
+    image = chart.note() if chart is not None else None
     if ruled is not None:
         result = LayerResult(layer=spec.name, model="rules", provider="code", score=None, passed=ruled.passed,
                              reason=ruled.reason, latency_ms=elapsed())
@@ -35,12 +39,13 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
             if deps.provider.name == QUANT_PROVIDER:
                 answer, flags, version, cached = spec.quant(state, deps.settings), [], RULES_VERSION, False
             else:
-                answer, flags, version, cached = call_layer(spec, state, deps)
+                answer, flags, version, cached = call_layer(spec, state, deps, chart)
         except LLMError as exc:
             COUNTERS.inc("llm_invalid_outputs_total", layer=spec.name, kind=exc.kind)
             result = LayerResult(layer=spec.name, model=model_name, provider=deps.provider.name, score=None,
                                  passed=False, reason=f"LLM failure ({exc.kind}): {exc}", latency_ms=elapsed(),
-                                 error=exc.kind, prompt_version=deps.prompts.get(spec.name, state["ticker"]).version)
+                                 error=exc.kind, prompt_version=deps.prompts.get(spec.name, state["ticker"]).version,
+                                 image=image)
         else:
             gate = spec.gate(answer, deps.settings)
             passed, reason = gate.passed, gate.reason
@@ -53,7 +58,8 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
                 score = round(1.0 - answer.risk, 6)  # the risk layer's score is its safety
             result = LayerResult(layer=spec.name, model=model_name, provider=deps.provider.name, score=score,
                                  passed=passed, reason=reason, latency_ms=elapsed(), flags=flags,
-                                 prompt_version=version, output=answer.model_dump(mode="json"), cached=cached)
+                                 prompt_version=version, output=answer.model_dump(mode="json"), cached=cached,
+                                 image=image)
             if isinstance(answer, RiskAnswer) and passed:
                 update["size_factor"] = min(state.get("size_factor", 1.0), answer.size_factor)
     outcome = "pass" if result.passed else "discard"

@@ -51,6 +51,7 @@ class LayerSpec:
     precheck: Callable[[CascadeState, "Settings"], Gate | None] | None = None
     citable: Callable[[CascadeState], dict[str, float]] | None = None
     citable_names: Callable[[], list[str]] | None = None
+    chart: bool = False  # shown the decision's chart when its model takes images (layers/chart.py)
 
 
 # ---------------------------------------------------------------- shared views of the state

@@ -1,7 +1,7 @@
 """A persistent cache of LLM answers, keyed by a hash of everything that shapes the answer.
 
 The key covers the provider, the model, the layer, the prompt version, the rendered prompt (so the
-inputs), the answer schema and the sampling settings. Same key, same question: with temperature 0
+inputs), the chart shown with it (by its digest), the answer schema and the sampling settings. Same key, same question: with temperature 0
 the answer is the model's, replayed. A rerun of a backtest therefore makes no LLM call at all,
 which makes cascade backtests cheap and reproducible (the ai-hedge-fund approach).
 The raw text is cached, before validation, so a replay goes through the same checks.
@@ -28,10 +28,14 @@ CREATE TABLE IF NOT EXISTS llm_cache (
 
 
 def cache_key(*, provider: str, model: str, layer: str, prompt_version: str, system: str, user: str,
-              schema: dict, temperature: float, max_tokens: int) -> str:
-    blob = json.dumps({"provider": provider, "model": model, "layer": layer, "prompt_version": prompt_version,
-                       "system": system, "user": user, "schema": schema, "temperature": temperature,
-                       "max_tokens": max_tokens}, sort_keys=True, ensure_ascii=False)
+              schema: dict, temperature: float, max_tokens: int, image: str | None = None) -> str:
+    """``image``: the digest of the chart sent with the prompt (layers/chart.py), so an answer about one
+    chart is never replayed for another; a text-only question keeps the key it always had."""
+    fields = {"provider": provider, "model": model, "layer": layer, "prompt_version": prompt_version,
+              "system": system, "user": user, "schema": schema, "temperature": temperature, "max_tokens": max_tokens}
+    if image is not None:
+        fields["image"] = image
+    blob = json.dumps(fields, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

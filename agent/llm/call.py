@@ -13,6 +13,7 @@ from loguru import logger
 
 from agent.deps import CascadeDeps
 from agent.errors import LLMError, LLMTransientError
+from agent.layers.chart import ChartAttachment
 from agent.layers.spec import LayerAnswer, LayerSpec
 from agent.llm.cache import cache_key
 from agent.llm.output import check_citations, parse_answer
@@ -34,20 +35,30 @@ def request_schema(spec: LayerSpec) -> dict:
     return schema
 
 
-def invoke(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str) -> str:
+def invoke(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str,
+           images: list[str] | None = None) -> str:
     """Call the layer's model (through the Ollama host pool when there is one)."""
     if deps.host_pool is None:
-        return invoke_on(deps, spec, schema, system, user, None)
+        return invoke_on(deps, spec, schema, system, user, None, images)
     model_name = deps.settings.layers.model_for(spec.name)
-    return deps.host_pool.call(model_name, lambda host: invoke_on(deps, spec, schema, system, user, host))
+    return deps.host_pool.call(model_name, lambda host: invoke_on(deps, spec, schema, system, user, host, images))
 
 
-def invoke_on(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str, host: str | None) -> str:
+def human_message(user: str, images: list[str] | None) -> HumanMessage:
+    """The user turn; PNGs (base64) ride along as image parts, which langchain-ollama sends as ``images``."""
+    if not images:
+        return HumanMessage(user)
+    return HumanMessage(content=[{"type": "text", "text": user},
+                                 *({"type": "image_url", "image_url": f"data:image/png;base64,{b64}"} for b64 in images)])
+
+
+def invoke_on(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str, host: str | None,
+              images: list[str] | None = None) -> str:
     """One call on one host, mapping every transport failure to an LLMError."""
     model = deps.model(spec.name, schema, host)
     deps.model_switches.observe(host or deps.llm_host, deps.provider.models.get(spec.name, spec.name))
     try:
-        message = model.invoke([SystemMessage(system), HumanMessage(user)])
+        message = model.invoke([SystemMessage(system), human_message(user, images)])
     except (httpx.TimeoutException, TimeoutError) as exc:
         raise LLMError("timeout", f"LLM call timed out: {exc or type(exc).__name__}") from exc
     except (httpx.NetworkError, httpx.RemoteProtocolError, ConnectionError) as exc:  # refused, reset mid-reply
@@ -64,13 +75,14 @@ def invoke_on(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, use
     return str(content)
 
 
-def _call_with_retries(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str, ticker: str) -> str:
+def _call_with_retries(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str, ticker: str,
+                       images: list[str] | None = None) -> str:
     """The model's raw answer; connection errors are retried (llm.retries), anything else raises."""
     COUNTERS.inc("llm_calls_total", layer=spec.name)
     attempts = deps.settings.llm.retries + 1
     for attempt in range(1, attempts + 1):
         try:
-            return invoke(deps, spec, schema, system, user)
+            return invoke(deps, spec, schema, system, user, images)
         except LLMTransientError as exc:
             COUNTERS.inc("llm_retries_total", layer=spec.name)
             if attempt == attempts:
@@ -78,6 +90,14 @@ def _call_with_retries(deps: CascadeDeps, spec: LayerSpec, schema: dict, system:
             logger.warning("{} {}: {} (attempt {}/{}), retrying", ticker, spec.name, exc, attempt, attempts)
             deps.sleep(0.5 * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
+
+
+def chart_image(chart: ChartAttachment) -> str:
+    """The chart's PNG as base64; a chart that cannot be drawn is this layer's failure (HOLD, with the reason)."""
+    try:
+        return chart.image_b64()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise LLMError("chart_error", f"the chart for the model could not be drawn: {type(exc).__name__}: {exc}") from exc
 
 
 def model_identity(deps: CascadeDeps, layer: str) -> str:
@@ -92,8 +112,10 @@ def model_identity(deps: CascadeDeps, layer: str) -> str:
     return f"{name}@{digest}" if digest else name
 
 
-def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> tuple[LayerAnswer, list[str], str, bool]:
+def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps,
+               chart: ChartAttachment | None = None) -> tuple[LayerAnswer, list[str], str, bool]:
     """Render the prompt, call the model (retrying transient failures), validate the answer.
+    ``chart``, when sent, goes with the prompt and into the cache key (by its digest).
 
     Returns (answer, citation flags, prompt version, replayed from the cache). Raises LLMError on any failure.
     """
@@ -107,15 +129,16 @@ def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> tuple
         schema_json=json.dumps(schema, separators=(",", ":")),
     )
     cache, key = deps.llm_cache, None
+    sent = chart is not None and chart.sent
     if cache is not None:
         model_name = model_identity(deps, spec.name)
         key = cache_key(provider=deps.provider.name, model=model_name, layer=spec.name, prompt_version=prompt.version,
                         system=system, user=user, schema=schema, temperature=deps.settings.llm.temperature,
-                        max_tokens=deps.settings.llm.max_tokens)
+                        max_tokens=deps.settings.llm.max_tokens, image=chart.digest if sent else None)
     text = cache.get(key, spec.name) if cache is not None else None
     cached = text is not None
     if text is None:
-        text = _call_with_retries(deps, spec, schema, system, user, ticker)
+        text = _call_with_retries(deps, spec, schema, system, user, ticker, [chart_image(chart)] if sent else None)
         if cache is not None:
             cache.put(key, text, provider=deps.provider.name, model=model_name, layer=spec.name,
                       prompt_version=prompt.version)

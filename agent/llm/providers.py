@@ -34,6 +34,8 @@ class ProviderChoice:
     models: dict[str, str] = field(default_factory=dict)  # layer -> model name, as recorded
     # layer -> the pulled weights' digest (Ollama's /api/tags): a re-pull under the same tag is another model
     digests: dict[str, str] = field(default_factory=dict)
+    # layers whose model takes images (Ollama's "vision" capability): the final layer then gets the chart
+    vision: frozenset[str] = frozenset()
 
     @property
     def is_embedded_default(self) -> bool:
@@ -56,8 +58,8 @@ def canonical_model(name: str) -> str:
     return name if ":" in name else f"{name}:latest"
 
 
-def ollama_pulled_models(host: str, timeout_s: float) -> dict[str, str]:
-    """The models pulled on an Ollama host (``/api/tags``), name -> digest ("" when the host gives none).
+def ollama_tags(host: str, timeout_s: float) -> list[dict]:
+    """The entries of an Ollama host's ``/api/tags`` that have a name (name, size, digest...).
     Raises ProviderError if it does not answer."""
     try:
         resp = httpx.get(f"{host}/api/tags", timeout=timeout_s)
@@ -68,14 +70,38 @@ def ollama_pulled_models(host: str, timeout_s: float) -> dict[str, str]:
     models = payload.get("models") if isinstance(payload, dict) else None
     if not isinstance(models, list):
         raise ProviderError(f"Ollama at {host} answered /api/tags without a model list")
-    names: dict[str, str] = {}
+    entries = []
     for m in models:
         if isinstance(m, dict):
-            digest = m.get("digest") if isinstance(m.get("digest"), str) else ""
-            for key in ("name", "model"):
-                if isinstance(m.get(key), str):
-                    names[canonical_model(m[key])] = digest
+            name = next((m[k] for k in ("name", "model") if isinstance(m.get(k), str)), None)
+            if name:
+                entries.append({**m, "name": name})
+    return entries
+
+
+def ollama_pulled_models(host: str, timeout_s: float) -> dict[str, str]:
+    """The models pulled on an Ollama host (``/api/tags``), name -> digest ("" when the host gives none).
+    Raises ProviderError if it does not answer."""
+    names: dict[str, str] = {}
+    for m in ollama_tags(host, timeout_s):
+        digest = m.get("digest") if isinstance(m.get("digest"), str) else ""
+        for key in ("name", "model"):
+            if isinstance(m.get(key), str):
+                names[canonical_model(m[key])] = digest
     return names
+
+
+def ollama_capabilities(host: str, model: str, timeout_s: float) -> frozenset[str]:
+    """What ``model`` can take on this host (Ollama's ``/api/show`` capabilities: completion, vision, tools...).
+    An Ollama too old to list them gives an empty set. Raises ProviderError if it does not answer."""
+    try:
+        resp = httpx.post(f"{host}/api/show", json={"model": model}, timeout=timeout_s)
+        resp.raise_for_status()
+        payload = resp.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ProviderError(f"Ollama at {host} did not answer /api/show for {model}: {type(exc).__name__}") from exc
+    caps = payload.get("capabilities") if isinstance(payload, dict) else None
+    return frozenset(c for c in caps if isinstance(c, str)) if isinstance(caps, list) else frozenset()
 
 
 def missing_models(settings: Settings, pulled: dict[str, set[str]] | dict[str, str]) -> list[str]:
@@ -85,6 +111,25 @@ def missing_models(settings: Settings, pulled: dict[str, set[str]] | dict[str, s
 
 def pull_hint(models: list[str]) -> str:
     return "; ".join(f"`ollama pull {m}`" for m in models)
+
+
+IMAGE_LAYERS = ("final_score",)  # the layers that are shown the decision's chart when their model takes images
+
+
+def vision_layers(models: dict[str, str], host: str, timeout_s: float) -> frozenset[str]:
+    """The image-taking layers (IMAGE_LAYERS) whose model has Ollama's ``vision`` capability on ``host``."""
+    found = set()
+    for layer in IMAGE_LAYERS:
+        try:
+            caps = ollama_capabilities(host, models[layer], timeout_s)
+        except ProviderError as exc:
+            logger.warning("ollama: {}; layer {} gets the text prompt only", exc, layer)
+            continue
+        if "vision" in caps:
+            found.add(layer)
+        logger.info("ollama: {} ({}) {}", layer, models[layer],
+                    "takes images: it gets the decision's chart" if "vision" in caps else "is text-only")
+    return frozenset(found)
 
 
 def resolve_provider(settings: Settings, requested: str | None = None) -> ProviderChoice:
@@ -122,7 +167,8 @@ def resolve_provider(settings: Settings, requested: str | None = None) -> Provid
             if "," in digest:
                 logger.warning("ollama: {} differs between hosts ({}): answers depend on the host that serves it; "
                                "pull the same version everywhere", ollama_models[layer], digest)
-        return ProviderChoice("ollama", f"{where} has every configured model", ollama_models, digests)
+        vision = vision_layers(ollama_models, answered[0], settings.ollama.probe_timeout_s)
+        return ProviderChoice("ollama", f"{where} has every configured model", ollama_models, digests, vision)
     if requested == "ollama":
         raise ProviderError(f"LLM_PROVIDER=ollama but {problem}")
     fallback_problem = embedded_runtime_available()

@@ -1,4 +1,4 @@
-"""Alerts to Telegram, Slack (incoming webhook) and e-mail (SMTP), sent from queues by daemon threads.
+"""Alerts with the decision's data, sent through apprise (agent/ops/alert_channels.py) from queues.
 
 Trading must never wait on, or fail because of, an alert endpoint: ``notify()`` only enqueues
 (a full queue drops the alert and counts it), and each channel has its own bounded queue and
@@ -10,29 +10,22 @@ Every message carries ``[paper]``: this agent only paper-trades.
 from __future__ import annotations
 
 import queue
-import smtplib
-import ssl
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, Literal, Protocol
 
-import httpx
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from agent.config import Settings, comma_list
+from agent.config import Settings
 from agent.errors import AlertSendError
+from agent.ops.alert_channels import channels_from_settings
 from agent.ops.logs import redact
 from agent.ops.metrics import COUNTERS
 
 PAPER_MARK = "[paper]"
-DEFAULT_SENDER = "trading-agent@localhost"
-TELEGRAM_MAX_CHARS = 4096  # Telegram refuses longer messages (HTTP 400)
-DETAIL_MAX_CHARS = 200  # of an endpoint's error reply kept for the log
 
 AlertKind = Literal["buy", "exit", "halt", "resume", "stall", "info"]
 
@@ -78,6 +71,29 @@ def trade_alert(trade: Mapping[str, Any]) -> Alert:
     return Alert(kind="info", title=f"TRADE {action or '?'} {ticker}", text=_lines(fill, ref))
 
 
+def dashboard_link(settings: Settings, decision_id: str) -> str | None:
+    """The decision's page on the dashboard, or None when the dashboard is off."""
+    d = settings.dashboard
+    if not d.enabled:
+        return None
+    host = socket.gethostname() if d.bind in ("0.0.0.0", "::") else d.bind
+    return f"http://{host}:{d.port}/decision/{decision_id}"
+
+
+def decision_alert(record: Mapping[str, Any], link: str | None = None) -> Alert:
+    """A BUY decision that became an order: price, size, stop, target and every layer's score."""
+    ticker, pos = record.get("ticker") or "?", record.get("position") or {}
+    price, shares = pos.get("entry"), pos.get("shares")
+    value = f" (R$ {float(price) * int(shares):,.2f})" if price is not None and shares is not None else ""
+    scores = ", ".join(f"{r.get('layer')} {_num(r.get('score'))}" for r in record.get("layers") or [])
+    return Alert(kind="buy", title=f"BUY {ticker} @ {_num(price)}", text=_lines(
+        f"Size: {shares if shares is not None else '?'} shares{value}",
+        f"Stop {_num(pos.get('stop'))} | Target {_num(pos.get('take_profit'))}",
+        f"Confidence {_num(record.get('confidence'))}; layers: {scores or 'none'}",
+        f"Bar {record.get('bar_date') or '?'}; decision {record.get('decision_id') or '?'}",
+        link or ""))
+
+
 def halt_alert(reason: str, state: Mapping[str, Any] | None = None) -> Alert:
     """The kill switch halted trading; ``state`` (equity, drawdown...) is listed so the reader needs no log."""
     details = [f"{key}: {round(v, 4) if isinstance(v, float) else v}" for key, v in (state or {}).items()]
@@ -94,7 +110,7 @@ def stall_alert(seconds_since_last_cycle: float, interval_s: float) -> Alert:
 class Channel(Protocol):
     """Where alerts go. ``send`` raises on any failure; ``secrets`` are masked in every logged error."""
 
-    name: ClassVar[str]
+    name: str
 
     @property
     def secrets(self) -> tuple[SecretStr | str | None, ...]: ...
@@ -102,120 +118,11 @@ class Channel(Protocol):
     def send(self, alert: Alert) -> None: ...
 
 
-def _reply_detail(resp: httpx.Response) -> str:
-    """The endpoint's own reason (Telegram ``description``, Slack's plain text), shortened for the log."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:DETAIL_MAX_CHARS]
-    return str(body.get("description", ""))[:DETAIL_MAX_CHARS] if isinstance(body, dict) else ""
-
-
-def _post_json(url: str, payload: dict[str, Any], timeout_s: float) -> httpx.Response:
-    """POST ``payload``; a non-2xx answer raises AlertSendError ``http_<status>`` (5xx and 429 retryable)."""
-    resp = httpx.post(url, json=payload, timeout=timeout_s)
-    if not resp.is_success:
-        status = resp.status_code
-        raise AlertSendError(f"http_{status}", _reply_detail(resp), retryable=status >= 500 or status == 429)
-    return resp
-
-
-@dataclass(frozen=True)
-class TelegramChannel:
-    token: SecretStr
-    chat_id: str
-    api_url: str = "https://api.telegram.org"
-    timeout_s: float = 10.0
-    name: ClassVar[str] = "telegram"
-
-    @property
-    def secrets(self) -> tuple[SecretStr | str | None, ...]:
-        return (self.token,)
-
-    def send(self, alert: Alert) -> None:
-        """Bot API ``sendMessage``; Telegram says ``{"ok": false}`` when it did not deliver."""
-        url = f"{self.api_url}/bot{self.token.get_secret_value()}/sendMessage"
-        resp = _post_json(url, {"chat_id": self.chat_id, "text": alert.message[:TELEGRAM_MAX_CHARS]}, self.timeout_s)
-        try:
-            ok = resp.json().get("ok") is True
-        except (ValueError, AttributeError):
-            ok = False
-        if not ok:
-            raise AlertSendError("not_ok", _reply_detail(resp))
-
-
-@dataclass(frozen=True)
-class SlackChannel:
-    webhook_url: SecretStr
-    timeout_s: float = 10.0
-    name: ClassVar[str] = "slack"
-
-    @property
-    def secrets(self) -> tuple[SecretStr | str | None, ...]:
-        return (self.webhook_url,)
-
-    def send(self, alert: Alert) -> None:
-        _post_json(self.webhook_url.get_secret_value(), {"text": alert.message}, self.timeout_s)
-
-
-@dataclass(frozen=True)
-class EmailChannel:
-    host: str
-    to: tuple[str, ...]
-    sender: str = DEFAULT_SENDER
-    port: int = 587
-    user: str | None = None
-    password: SecretStr | None = None
-    starttls: bool = True
-    timeout_s: float = 10.0
-    name: ClassVar[str] = "email"
-
-    @property
-    def secrets(self) -> tuple[SecretStr | str | None, ...]:
-        return (self.password,)
-
-    def send(self, alert: Alert) -> None:
-        """One message per alert; STARTTLS before login, so the password never crosses in clear."""
-        msg = EmailMessage()
-        msg["Subject"] = alert.subject
-        msg["From"] = self.sender
-        msg["To"] = ", ".join(self.to)
-        msg["Date"] = formatdate(localtime=True)
-        msg.set_content(alert.message)
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
-            if self.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if self.user and self.password is not None:
-                smtp.login(self.user, self.password.get_secret_value())
-            smtp.send_message(msg)
-
-
-def channels_from_settings(settings: Settings) -> list[Channel]:
-    """The channels whose settings are complete; a half-configured one is reported, not guessed at."""
-    a, s = settings.alerts, settings.secrets
-    channels: list[Channel] = []
-    if s.telegram_token is not None and a.telegram_chat_id:
-        channels.append(TelegramChannel(token=s.telegram_token, chat_id=a.telegram_chat_id,
-                                        api_url=a.telegram_api_url, timeout_s=a.timeout_s))
-    elif s.telegram_token is not None or a.telegram_chat_id:
-        logger.warning("alerts: Telegram needs both TELEGRAM_TOKEN and TELEGRAM_CHAT_ID; Telegram alerts are off")
-    if a.slack_webhook_url is not None:
-        channels.append(SlackChannel(webhook_url=a.slack_webhook_url, timeout_s=a.timeout_s))
-    if a.smtp_host and a.email_to:
-        channels.append(EmailChannel(host=a.smtp_host, to=tuple(comma_list(a.email_to)),
-                                     sender=a.email_from or a.smtp_user or DEFAULT_SENDER, port=a.smtp_port,
-                                     user=a.smtp_user, password=s.smtp_password, starttls=a.smtp_starttls,
-                                     timeout_s=a.timeout_s))
-    elif a.smtp_host or a.email_to:
-        logger.warning("alerts: e-mail needs both SMTP_HOST and ALERT_EMAIL_TO; e-mail alerts are off")
-    return channels
-
-
 def _retryable(exc: Exception) -> bool:
     """A timeout already waited the full timeout_s: retrying it would only hold a hanging channel longer."""
     if isinstance(exc, AlertSendError):
         return exc.retryable
-    return not isinstance(exc, (httpx.TimeoutException, TimeoutError))
+    return not isinstance(exc, TimeoutError)
 
 
 _WAKE = object()  # put by close(): wakes a worker blocked on an empty queue

@@ -20,7 +20,8 @@ MASK = "***"
 
 def secret_values(settings: Settings) -> list[str]:
     values = [settings.secrets.brapi_token, settings.secrets.telegram_token, settings.secrets.smtp_password,
-              settings.secrets.dashboard_token, settings.alerts.slack_webhook_url, settings.database_url]
+              settings.secrets.dashboard_token, settings.secrets.apprise_urls, settings.alerts.slack_webhook_url,
+              settings.database_url]
     return [v.get_secret_value() for v in values if v is not None and len(v.get_secret_value()) >= 4]
 
 

@@ -3,10 +3,12 @@ and the cascade funnel."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi import Path as PathParam
 
 from agent.dashboard import schemas as S
@@ -18,6 +20,7 @@ from agent.dashboard.deps import (
     Clock,
     Ledger,
     Records,
+    SettingsDep,
     ordered,
     period,
 )
@@ -25,6 +28,8 @@ from agent.dashboard.records import funnel
 from agent.errors import NoLedger
 
 router = APIRouter(tags=["decisions"])
+# a chart's file as records name it, relative to LOG_DIR (layers/chart.py chart_file): nothing else is served
+CHART_FILE = re.compile(r"^charts/[0-9]{4}-[0-9]{2}/[A-Za-z0-9^.]{2,15}-[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9a-f]{12}\.png$")
 
 
 # registered before /decisions/{decision_id}, which would otherwise claim "latest"
@@ -67,6 +72,22 @@ def decision_detail(records: Records, ledger: Ledger, decision_id: Annotated[str
     except NoLedger as exc:
         status, note = None, str(exc)
     return {"record": record, "occurrences": occurrences, "order_status": status, "order_note": note}
+
+
+@router.get("/decisions/{decision_id}/chart", include_in_schema=False)
+def decision_chart(records: Records, settings: SettingsDep, decision_id: Annotated[str, PathParam(pattern=DECISION_ID)],
+                   ts: Annotated[datetime, Query()] = None) -> Response:
+    """The PNG the final layer was shown (layers/chart.py, under LOG_DIR/charts), or 404 when it got none."""
+    if ts is not None and ts.tzinfo is None:
+        raise HTTPException(400, "ts needs a time zone, e.g. 2025-06-30T12:31:51-03:00")
+    found = records.find(decision_id, ts)
+    image = next((r.get("image") for r in (found[0].get("layers") or []) if isinstance(r, dict) and r.get("image")),
+                 None) if found else None
+    file = image.get("file") if isinstance(image, dict) else None
+    path = Path(settings.logging.dir) / file if isinstance(file, str) and CHART_FILE.match(file) else None
+    if path is None or not path.is_file():
+        raise HTTPException(404, f"no chart for decision {decision_id}")
+    return Response(path.read_bytes(), media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
 
 @router.get("/funnel", response_model=S.Funnel, responses=ERROR_RESPONSES)

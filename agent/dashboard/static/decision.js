@@ -1,4 +1,4 @@
-// One decision in full: every layer's model, score, reason and latency; the indicator and risk snapshots.
+// One decision in full: every layer's model, score, reason and latency; the chart layer 5 was shown; the snapshots.
 "use strict";
 
 function keyValues(obj, emptyText) {
@@ -15,6 +15,17 @@ function layerRow(r) {
     el("td", { class: r.passed ? "passed" : "failed" }, r.passed ? "passed" : "discarded"),
     el("td", { class: "reason" }, fmt.text(r.reason)), el("td", { class: "num" }, `${fmt.num(r.latency_ms, 0)} ms${r.cached ? " (from the LLM cache)" : ""}`),
     el("td", {}, fmt.text(r.error)), el("td", {}, list(r.flags).join(", ") || "–"));
+}
+
+function chartView(id, ts, image) {
+  if (!image) return el("p", { class: "empty" }, "the final layer did not run with a model that could take a chart");
+  if (!image.sent || !image.file) return el("p", { class: "empty" }, `No chart: ${fmt.text(image.reason)}`);
+  const src = `/api/decisions/${encodeURIComponent(id)}/chart${ts ? "?ts=" + encodeURIComponent(ts) : ""}`;
+  return el("figure", { id: "chart-figure" },
+    el("img", { src, alt: `chart of ${image.bars} daily bars, ${image.first_bar} to ${image.last_bar}`, width: "1024",
+      style: "max-width: 100%; height: auto" }),
+    el("figcaption", {}, `${image.bars} bars from ${fmt.text(image.first_bar)} to ${fmt.text(image.last_bar)}; ` +
+      `indicators: ${list(image.indicators).join(", ") || "none"}; ${fmt.text(image.reason)}`));
 }
 
 async function refresh() {
@@ -37,6 +48,7 @@ async function refresh() {
     }));
   fill("layers", table(["Layer", "Model", "Score", "Outcome", "Reason", "Latency", "Error", "Flags"],
     list(r.layers).map(layerRow), "No LLM layer ran: the decision stopped before the cascade (see the reason)."));
+  fill("chart", chartView(id, ts, (list(r.layers).find((l) => l && l.image) || {}).image));
   fill("indicators", keyValues(r.indicators, "no indicator snapshot"));
   fill("risk", keyValues(r.risk, "no risk snapshot"));
   fill("data-report", keyValues(r.data_report, "no data report"));
