@@ -5,13 +5,48 @@ manifest."""
 from __future__ import annotations
 
 import io
+import os
+import sqlite3
 import tarfile
+from contextlib import closing
 from datetime import datetime, timezone
 
+import pytest
 
 from agent.backup.cli import main as backup_main
+from agent.trading.kill_switch import KillSwitch, TradingState
+from tests.dashboard.test_dashboard_api import client_for, post
+from tests.support.dashboard_store import settings_for
 
 NOW = datetime(2025, 6, 30, 15, 0, tzinfo=timezone.utc)
+
+
+# ---------------------------------------------------------------- the dashboard's Halt on a broken ledger
+
+def _truncated(path):
+    KillSwitch(path).set(TradingState.NO_NEW_BUYS, "a real ledger", "test", NOW.isoformat())
+    with closing(sqlite3.connect(path)) as conn:  # everything into the main file, then cut it in half
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for side in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        side.unlink(missing_ok=True)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _random(path):
+    path.write_bytes(os.urandom(8192))
+
+
+@pytest.mark.parametrize("damage", [_truncated, _random, lambda path: path.mkdir()], ids=["truncated", "random", "folder"])
+def test_halt_on_a_broken_ledger_is_refused_with_the_reason_never_a_500(tmp_path, damage):
+    ledger = tmp_path / "agent.db"
+    damage(ledger)
+    client = client_for(settings_for(tmp_path, ledger), NOW)  # raises on a server error, as a 500 would be
+    refused = post(client, "halt")
+    assert refused.status_code in (409, 503)
+    assert str(ledger) in refused.json()["detail"]
+    shown = client.get("/api/kill-switch").json()
+    assert shown["available"] is False and str(ledger) in shown["note"]
 
 
 # ---------------------------------------------------------------- a hostile backup manifest
