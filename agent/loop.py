@@ -9,7 +9,8 @@ Safe to leave running:
 - a failing ticker never stops the loop; one failing the same way again is skipped for a growing
   number of cycles (capped by loop.failure_backoff_max_s);
 - live sources wait for B3 sessions (the calendar), sleeping until the next open, never spinning;
-- SIGINT/SIGTERM finish the ticker in flight, abandon the rest of the cycle and exit 0;
+- SIGINT/SIGTERM finish the work in flight (layer-major: the LLM calls running; ticker-major: the ticker),
+  start nothing more, abandon the rest of the cycle and exit 0; a second signal exits at once (130);
 - a watchdog alerts when no cycle has completed for loop.stall_after_intervals intervals.
 
 Control a running (or stopped) agent from another shell; the state is kept in DATABASE_PATH:
