@@ -152,8 +152,14 @@ class TradingLoop:
         return decide_ticker_major(self.graph, tickers, None, on_record, self.stop)
 
     def _act(self, record: dict[str, Any], report: CycleReport) -> None:
-        """A decision just made: a BUY becomes an order before the next ticker is decided."""
-        order = self.trader.on_decision(record)
+        """A decision just made: a BUY becomes an order before the next ticker is decided. A failure here
+        (the ledger locked or gone) leaves that BUY unqueued and never stops the other tickers."""
+        try:
+            order = self.trader.on_decision(record)
+        except Exception as exc:  # noqa: BLE001 - a restart queues a recorded BUY the ledger never saw
+            COUNTERS.inc("ticker_failures_total", ticker=record["ticker"], kind=type(exc).__name__)
+            logger.error("{}: BUY {} not queued: {}", record["ticker"], record["decision_id"], describe(exc))
+            return
         if order:
             report.orders.append(order)
 
@@ -181,7 +187,13 @@ class TradingLoop:
             return False
         closes[ticker] = float(bars.frame["close"].iloc[-1])
         self._last_bar[ticker] = bars.frame.index[-1].date()
-        report.trades += self.trader.on_bars(ticker, bars.frame)
+        try:
+            report.trades += self.trader.on_bars(ticker, bars.frame)
+        except Exception as exc:  # noqa: BLE001 - e.g. a locked ledger: this ticker waits, the others go on
+            report.counts["failed"] += 1
+            COUNTERS.inc("ticker_failures_total", ticker=ticker, kind=type(exc).__name__)
+            logger.error("{}: fills and exits failed this cycle, so no decision either: {}", ticker, describe(exc))
+            return False
         return self.trader.switch.state != TradingState.HALTED
 
     def _manage_unconfigured(self, configured: list[str], report: CycleReport, closes: dict[str, float]) -> None:

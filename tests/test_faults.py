@@ -1,0 +1,85 @@
+"""Fault injection: what the agent survives, one test per fault (issue 15). The figures in
+docs/operations.md ("What it survives") come from these tests.
+
+- market files broken the ways real exports are, built here from ../shared/data's PETR4.SA.csv:
+  a bar dated after now, rows newest first or shuffled, dates written day first;
+- the Ollama stub misbehaving: a reply that trickles in, a 5 MB reply, garbage, a hang, a bad answer
+  that must not be replayed from the LLM cache;
+- storage: the log disk full mid-cycle (a full tmpfs where the test may mount one, else a
+  read-only folder).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from agent.ops.metrics import COUNTERS
+from agent.store.jsonl import read_jsonl
+from agent.trading.trader import PaperTrader
+from tests.test_loop import setup_loop
+
+LAST_SESSION = "2025-06-30"  # conftest's FIXED_NOW is that day, 18:00 in São Paulo
+
+
+# ---------------------------------------------------------------- storage
+
+def _mount_full_tmpfs(folder: Path) -> bool:
+    """A 64 KiB tmpfs over ``folder``, filled up; False where mounting is not allowed."""
+    if os.geteuid() != 0:
+        return False
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True).returncode:
+        return False
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:  # full: what the test wants
+        pass
+    finally:
+        os.close(fd)
+    return True
+
+
+@contextmanager
+def unwritable(folder: Path) -> Iterator[str]:
+    """``folder`` refuses every write inside the block: a full tmpfs mounted over it (as root), else read-only."""
+    if _mount_full_tmpfs(folder):
+        try:
+            yield "full tmpfs"
+        finally:
+            subprocess.run(["umount", "-l", str(folder)], check=True)
+        return
+    if os.geteuid() == 0:
+        pytest.skip("root without permission to mount a tmpfs: no way to make a folder unwritable")
+    paths = [folder, *folder.rglob("*")]
+    for path in paths:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        yield "read-only folder"
+    finally:
+        for path in paths:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_a_full_log_disk_fails_the_decisions_but_never_the_fills_stops_or_limits(tmp_path):
+    tickers = ("PETR4", "VALE3", "ITUB4")
+    loop, days, _ = setup_loop(tmp_path, tickers=tickers)
+    assert loop.run_cycle().counts["BUY"] == 3
+    days.advance()
+    with unwritable(tmp_path / "logs") as kind:
+        report = loop.run_cycle()  # neither the trade log nor the decision records can be written
+    assert sorted(t["ticker"] for t in report.trades) == sorted(tickers), f"{kind}: every order still filled"
+    positions = loop.trader.broker.positions()
+    assert {p["checked_through"] for p in positions.values()} == {str(days.day)}, "stops checked on today's bar"
+    assert report.portfolio["open_positions"] == 3, "the portfolio was still marked (the kill-switch limits)"
+    assert report.counts["failed"] == 3 and report.orders == [], "no decision is acted on without its record"
+    assert COUNTERS.get("trade_log_errors_total") == 3
+    PaperTrader.from_settings(loop.settings)  # the disk has room again: a restart (or the next trade) catches up
+    logged = [t["trade_id"] for t in read_jsonl(tmp_path / "logs" / "trades.jsonl")]
+    assert logged == [t["trade_id"] for t in loop.trader.broker.trades()]
