@@ -19,12 +19,55 @@ from typing import Iterator
 
 import pytest
 
+from agent.eval.ollama_stub import OllamaStub
+from agent.graph import build_graph, run_cascade
+from agent.llm.cache import LLMCache
 from agent.ops.metrics import COUNTERS
 from agent.store.jsonl import read_jsonl
 from agent.trading.trader import PaperTrader
+from tests.conftest import AS_OF
+from tests.llm.test_ollama_contract import MODELS, ollama_deps, passing_answers, stub_settings
 from tests.test_loop import setup_loop
 
 LAST_SESSION = "2025-06-30"  # conftest's FIXED_NOW is that day, 18:00 in São Paulo
+
+
+# ---------------------------------------------------------------- the Ollama stub misbehaving
+
+@pytest.fixture
+def stub():
+    with OllamaStub(models=MODELS.values(), content=passing_answers()) as running:
+        yield running
+
+
+def decide_through(stub: OllamaStub, tmp_path: Path, timeout_s: float = 5.0, cache: LLMCache | None = None) -> dict:
+    deps = ollama_deps(stub_settings(stub.url, timeout_s), tmp_path)
+    deps.llm_cache = cache
+    return run_cascade(build_graph(deps), "PETR4", as_of=AS_OF)
+
+
+def test_a_reply_that_trickles_in_is_cut_at_ollama_timeout(stub, tmp_path):
+    """One chunk every 0.5 s keeps each read quick; the whole reply (4 s) is far past OLLAMA_TIMEOUT=1."""
+    stub.trickle_s, stub.trickle_pieces = 0.5, 8
+    record = decide_through(stub, tmp_path, timeout_s=1.0)
+    first = record["layers"][0]
+    assert record["decision"] == "HOLD" and first["error"] == "timeout", first["reason"]
+    assert "OLLAMA_TIMEOUT" in first["reason"] and len(stub.requests) == 1, "a timeout is not retried"
+
+
+def test_a_model_that_hangs_is_a_timeout(stub, tmp_path):
+    stub.delay_s = 30.0
+    first = decide_through(stub, tmp_path, timeout_s=1.0)["layers"][0]
+    assert first["error"] == "timeout"
+
+
+@pytest.mark.parametrize("body", [b"\x00\xff not json at all", b'{"model": "x", "message": 5}'], ids=["bytes", "shape"])
+def test_garbage_instead_of_ollamas_json_is_a_hold_with_the_reason(stub, tmp_path, body):
+    stub.raw_reply = body
+    record = decide_through(stub, tmp_path)
+    first = record["layers"][0]
+    assert record["decision"] == "HOLD" and first["error"] in ("llm_error", "invalid_json", "empty_output")
+    assert first["reason"].startswith("LLM failure")
 
 
 # ---------------------------------------------------------------- storage
