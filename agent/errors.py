@@ -34,8 +34,11 @@ class DataError(AgentError):
 class LLMError(AgentError):
     """An LLM call failed or answered garbage. Action: discard at that layer.
 
-    ``kind`` is a short machine-readable label used for counting (e.g. ``invalid_json``).
+    ``kind`` is a short machine-readable label used for counting (e.g. ``invalid_json``);
+    ``cached``: the failing answer was a replay from the LLM cache (the record says so).
     """
+
+    cached = False
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)

@@ -70,6 +70,33 @@ def test_garbage_instead_of_ollamas_json_is_a_hold_with_the_reason(stub, tmp_pat
     assert first["reason"].startswith("LLM failure")
 
 
+def test_a_bad_answer_is_never_cached_and_a_replay_says_cached(stub, tmp_path):
+    cache = LLMCache(tmp_path / "cache.db")
+    stub.content[MODELS["sentiment"]] = "I like it, buy!"
+    first = decide_through(stub, tmp_path / "1", cache=cache)["layers"][0]
+    assert first["error"] == "invalid_json" and first["cached"] is False
+    stub.content = passing_answers()
+    second = decide_through(stub, tmp_path / "2", cache=cache)
+    assert second["layers"][0]["error"] is None and second["layers"][0]["cached"] is False, "asked again"
+    third = decide_through(stub, tmp_path / "3", cache=cache)
+    assert all(layer["cached"] for layer in third["layers"] if layer["provider"] == "ollama")
+    assert stub.chat_models.count(MODELS["sentiment"]) == 2
+
+
+def test_a_bad_answer_an_older_version_cached_is_replayed_once_marked_cached_then_dropped(stub, tmp_path):
+    cache = LLMCache(tmp_path / "cache.db")
+    decide_through(stub, tmp_path / "1", cache=cache)
+    cache._db.execute("UPDATE llm_cache SET text='not an answer' WHERE layer='sentiment'")
+    replayed = decide_through(stub, tmp_path / "2", cache=cache)["layers"][0]
+    assert replayed["error"] == "invalid_json" and replayed["cached"] is True
+    asked = decide_through(stub, tmp_path / "3", cache=cache)["layers"][0]
+    assert asked["error"] is None and asked["cached"] is False
+    assert stub.chat_models.count(MODELS["sentiment"]) == 2
+
+
+
+
+
 # ---------------------------------------------------------------- storage
 
 def _mount_full_tmpfs(folder: Path) -> bool:

@@ -40,7 +40,8 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
             COUNTERS.inc("llm_invalid_outputs_total", layer=spec.name, kind=exc.kind)
             result = LayerResult(layer=spec.name, model=model_name, provider=deps.provider.name, score=None,
                                  passed=False, reason=f"LLM failure ({exc.kind}): {exc}", latency_ms=elapsed(),
-                                 error=exc.kind, prompt_version=deps.prompts.get(spec.name, state["ticker"]).version)
+                                 error=exc.kind, prompt_version=deps.prompts.get(spec.name, state["ticker"]).version,
+                                 cached=exc.cached)
         else:
             gate = spec.gate(answer, deps.settings)
             passed, reason = gate.passed, gate.reason
