@@ -125,5 +125,8 @@ def validation_problems(exc: "ValidationError", *, limit: int | None = None, lab
     return lines
 
 
-def _clip(text: str, most: int = 120) -> str:
+ECHO_CHARS = 120  # the most of a bad value a validation error quotes back
+
+
+def _clip(text: str, most: int = ECHO_CHARS) -> str:
     return text if len(text) <= most else f"{text[:most]}... ({len(text)} chars)"

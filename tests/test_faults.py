@@ -11,6 +11,7 @@ docs/operations.md ("What it survives") come from these tests.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from contextlib import contextmanager
@@ -61,6 +62,39 @@ def test_a_model_that_hangs_is_a_timeout(stub, tmp_path):
     assert first["error"] == "timeout"
 
 
+@pytest.mark.parametrize(("reason_chars", "error"), [(5_000_000, "oversized"), (100_000, "schema_mismatch")],
+                         ids=["5MB", "100kB"])
+def test_a_huge_reply_is_a_hold_whose_record_stays_small(stub, tmp_path, reason_chars, error):
+    stub.content[MODELS["sentiment"]] = json.dumps({"sentiment": "positive", "score": 0.9, "reason": "x" * reason_chars})
+    record = decide_through(stub, tmp_path)
+    assert record["decision"] == "HOLD" and record["layers"][0]["error"] == error
+    line = max(len(raw) for path in tmp_path.rglob("*.jsonl") for raw in path.read_bytes().splitlines())
+    assert line < 20_000, f"a {line:,}-byte record line"
+    if error == "schema_mismatch":  # the bad value quoted back in the error is cut, and the cut counted
+        assert COUNTERS.get("record_truncations_total", field="echoed_input") == 1
+
+
+def test_made_up_citations_are_cut_and_counted(stub, tmp_path):
+    stub.content[MODELS["technical"]] = json.dumps(
+        {"trend": "bullish", "score": 0.8, "reason": "ok", "cited": {f"{'n' * 250}{i}": 1.0 for i in range(40)}})
+    record = decide_through(stub, tmp_path)
+    technical = next(r for r in record["layers"] if r["layer"] == "technical")
+    assert technical["passed"] is False and "misquoted" in technical["reason"]
+    assert len(technical["flags"]) == 21 and all(len(flag) < 300 for flag in technical["flags"])
+    assert len(technical["reason"]) < 2100
+    assert COUNTERS.get("record_truncations_total", field="flag") == 20
+    assert COUNTERS.get("record_truncations_total", field="flags") == 1
+
+
+def test_a_long_gate_reason_is_cut_and_counted(stub, tmp_path):
+    stub.content[MODELS["data_validation"]] = json.dumps(
+        {"valid": True, "score": 0.9, "issues": ["i" * 300] * 10, "reason": "r" * 600})
+    record = decide_through(stub, tmp_path)
+    judged = next(r for r in record["layers"] if r["layer"] == "data_validation")
+    assert judged["passed"] is True and len(judged["reason"]) < 2100
+    assert COUNTERS.get("record_truncations_total", field="reason") == 1
+
+
 @pytest.mark.parametrize("body", [b"\x00\xff not json at all", b'{"model": "x", "message": 5}'], ids=["bytes", "shape"])
 def test_garbage_instead_of_ollamas_json_is_a_hold_with_the_reason(stub, tmp_path, body):
     stub.raw_reply = body
@@ -68,6 +102,12 @@ def test_garbage_instead_of_ollamas_json_is_a_hold_with_the_reason(stub, tmp_pat
     first = record["layers"][0]
     assert record["decision"] == "HOLD" and first["error"] in ("llm_error", "invalid_json", "empty_output")
     assert first["reason"].startswith("LLM failure")
+
+
+def test_an_answer_nested_deeper_than_json_can_parse_is_a_hold(stub, tmp_path):
+    stub.content[MODELS["sentiment"]] = '{"a":' * 30_000 + "1" + "}" * 30_000  # 180 kB: read, then refused
+    first = decide_through(stub, tmp_path)["layers"][0]
+    assert first["error"] == "invalid_json" and "too deeply" in first["reason"]
 
 
 def test_a_bad_answer_is_never_cached_and_a_replay_says_cached(stub, tmp_path):
