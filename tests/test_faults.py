@@ -18,19 +18,64 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import pandas as pd
 import pytest
 
 from agent.eval.ollama_stub import OllamaStub
 from agent.graph import build_graph, run_cascade
 from agent.llm.cache import LLMCache
+from agent.market.csv_files import CsvProvider
 from agent.ops.metrics import COUNTERS
 from agent.store.jsonl import read_jsonl
 from agent.trading.trader import PaperTrader
-from tests.conftest import AS_OF
+from tests.conftest import AS_OF, make_deps, require_shared_data
 from tests.llm.test_ollama_contract import MODELS, ollama_deps, passing_answers, stub_settings
 from tests.test_loop import setup_loop
 
 LAST_SESSION = "2025-06-30"  # conftest's FIXED_NOW is that day, 18:00 in São Paulo
+
+
+# ---------------------------------------------------------------- market files
+
+@pytest.fixture(scope="module")
+def petr4() -> pd.DataFrame:
+    """PETR4's real daily bars up to LAST_SESSION, as the file has them (Date as text)."""
+    frame = pd.read_csv(require_shared_data() / "PETR4.SA.csv", dtype={"Date": str})
+    return frame[frame["Date"] <= LAST_SESSION].reset_index(drop=True)
+
+
+def decide_on(tmp_path: Path, frame: pd.DataFrame, name: str = "file") -> dict:
+    """A live one-shot decision (no as_of, clock at LAST_SESSION) on ``frame`` written as PETR4.SA.csv,
+    every layer answering a pass."""
+    folder = tmp_path / name
+    folder.mkdir()
+    frame.to_csv(folder / "PETR4.SA.csv", index=False)
+    return run_cascade(build_graph(make_deps(folder, market=CsvProvider(folder))), "PETR4")
+
+
+def test_the_untouched_file_buys_on_its_last_session(tmp_path, petr4):
+    record = decide_on(tmp_path, petr4)
+    assert (record["decision"], record["bar_date"]) == ("BUY", LAST_SESSION), record["reason"]
+
+
+@pytest.mark.parametrize("order", ["newest-first", "shuffled"])
+def test_rows_out_of_date_order_are_sorted_first_and_the_report_says_so(tmp_path, petr4, order):
+    rows = petr4.iloc[::-1] if order == "newest-first" else petr4.sample(frac=1.0, random_state=15)
+    record = decide_on(tmp_path, rows)
+    baseline = decide_on(tmp_path, petr4, "sorted")
+    assert (record["decision"], record["bar_date"]) == ("BUY", LAST_SESSION), record["reason"]
+    assert record["indicators"] == baseline["indicators"], "the same bars as the sorted file"
+    report = record["data_report"]
+    assert report["repaired"]["rows_reordered"] > 5000 and "before_price_jump" not in report["dropped"]
+    assert any("not in date order" in note for note in report["notes"])
+
+
+def test_a_newest_first_file_gives_a_backtest_its_recent_bars(tmp_path, petr4):
+    folder = tmp_path / "reversed"
+    folder.mkdir()
+    petr4.iloc[::-1].to_csv(folder / "PETR4.SA.csv", index=False)
+    frame = CsvProvider(folder).get_bars("PETR4", end=pd.Timestamp("2024-06-28").date(), lookback=20).frame
+    assert str(frame.index[-1].date()) == "2024-06-28" and len(frame) == 20
 
 
 # ---------------------------------------------------------------- the Ollama stub misbehaving

@@ -180,7 +180,7 @@ def _read_profitchart(path: str) -> pd.DataFrame:
     raw = pd.read_csv(path, sep=";", header=None, decimal=",", names=PROFITCHART_COLUMNS, dtype={"time": str})
     stamps = pd.to_datetime(raw["day"].astype(str) + " " + raw["time"].astype(str), format="%d/%m/%Y %H:%M:%S",
                             errors="coerce")
-    return raw.set_index(pd.DatetimeIndex(stamps, name="date"))
+    return raw.set_index(pd.DatetimeIndex(stamps, name="date")).iloc[::-1]  # the layout is newest first
 
 
 def _read_yahoo(path: str) -> pd.DataFrame:
@@ -208,9 +208,19 @@ def _parse_csv(path: str, _mtime_ns: int) -> pd.DataFrame:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             first = fh.readline()
-        return _read_profitchart(path) if first.count(";") >= 6 else _read_yahoo(path)
+        raw = _read_profitchart(path) if first.count(";") >= 6 else _read_yahoo(path)
     except (OSError, ValueError, TypeError, pd.errors.ParserError) as exc:
         raise DataError(f"csv provider: cannot read {path}: {exc}") from exc
+    notes = raw.attrs.get("notes", [])
+    if not raw.index.is_monotonic_increasing:
+        # Sorted before anything cuts the file: the last rows of a newest-first file are its oldest ones.
+        order = np.argsort(raw.index.to_numpy(), kind="stable")
+        moved = int((order != np.arange(len(order))).sum())
+        raw = raw.iloc[order]
+        raw.attrs["reordered"] = moved
+        notes = [*notes, f"the file was not in date order: {moved} rows sorted into place"]
+    raw.attrs["notes"] = notes
+    return raw
 
 
 @lru_cache(maxsize=64)
@@ -231,6 +241,11 @@ def _validated_csv(path: str, mtime_ns: int, is_index: bool, max_jump: float,
         except (ValueError, TypeError) as exc:
             raise DataError(f"csv provider: cannot validate {path}: {exc}") from exc
     frame, report = cut
+    parsed = _parse_csv(path, mtime_ns).attrs
+    if parsed.get("notes"):  # what reading the file took (sorting it, reading its dates): the report says so
+        reordered = {"rows_reordered": parsed["reordered"]} if parsed.get("reordered") else {}
+        report = report.model_copy(update={"repaired": {**report.repaired, **reordered},
+                                           "notes": [*parsed["notes"], *report.notes]})
     if report.dropped or report.notes:
         logger.debug("{}: dropped {} {}", Path(path).name, report.dropped, " ".join(report.notes))
     return frame, report
