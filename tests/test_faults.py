@@ -21,6 +21,7 @@ from typing import Iterator
 import pandas as pd
 import pytest
 
+from agent.errors import DataError
 from agent.eval.ollama_stub import OllamaStub
 from agent.graph import build_graph, run_cascade
 from agent.llm.cache import LLMCache
@@ -76,6 +77,31 @@ def test_a_newest_first_file_gives_a_backtest_its_recent_bars(tmp_path, petr4):
     petr4.iloc[::-1].to_csv(folder / "PETR4.SA.csv", index=False)
     frame = CsvProvider(folder).get_bars("PETR4", end=pd.Timestamp("2024-06-28").date(), lookback=20).frame
     assert str(frame.index[-1].date()) == "2024-06-28" and len(frame) == 20
+
+
+@pytest.mark.parametrize(("pattern", "note"), [("%d/%m/%Y", "day first"), ("%m/%d/%Y", "month first")])
+def test_year_last_dates_are_read_in_the_order_the_file_uses(tmp_path, petr4, pattern, note):
+    written = petr4.assign(Date=pd.to_datetime(petr4["Date"]).dt.strftime(pattern))
+    record = decide_on(tmp_path, written)
+    baseline = decide_on(tmp_path, petr4, "iso")
+    assert record["bar_date"] == LAST_SESSION and record["indicators"] == baseline["indicators"]
+    assert any(note in n for n in record["data_report"]["notes"])
+
+
+def test_dates_whose_day_and_month_cannot_be_told_apart_are_refused_naming_the_file(tmp_path, petr4):
+    days = pd.to_datetime(petr4["Date"])
+    ambiguous = petr4[days.dt.day <= 12].assign(Date=days[days.dt.day <= 12].dt.strftime("%d/%m/%Y"))
+    folder = tmp_path / "ambiguous"
+    folder.mkdir()
+    ambiguous.to_csv(folder / "PETR4.SA.csv", index=False)
+    with pytest.raises(DataError, match=r"PETR4\.SA\.csv.*cannot tell day from month"):
+        CsvProvider(folder).get_bars("PETR4")
+    record = decide_on(tmp_path, ambiguous)
+    assert record["decision"] == "HOLD" and record["discarded_at"] == "market_data"
+    assert "cannot tell day from month" in record["reason"]
+
+
+
 
 
 # ---------------------------------------------------------------- the Ollama stub misbehaving
