@@ -50,7 +50,8 @@ def _random(path):
     path.write_bytes(os.urandom(8192))
 
 
-@pytest.mark.parametrize("damage", [_truncated, _random, lambda path: path.mkdir()], ids=["truncated", "random", "folder"])
+@pytest.mark.parametrize("damage", [_truncated, _random, lambda path: path.mkdir()],
+                         ids=["truncated", "random", "folder"])
 def test_halt_on_a_broken_ledger_is_refused_with_the_reason_never_a_500(tmp_path, damage):
     ledger = tmp_path / "agent.db"
     damage(ledger)
