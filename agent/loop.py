@@ -41,6 +41,7 @@ from agent.errors import ConfigError, ProviderError
 from agent.graph import build_graph
 from agent.llm.cache import LLMCache
 from agent.market.calendar import B3_TZ, b3_timestamp, default_calendar
+from agent.market.validation import without_future_bars
 from agent.ops.alerts import AlertQueue, build_alerts, halt_alert, stall_alert
 from agent.ops.logs import perf_log
 from agent.ops.metrics import COUNTERS
@@ -176,6 +177,7 @@ class TradingLoop:
         s = self.settings
         try:
             bars = self.deps.market.get_bars(ticker, s.market.timeframes.primary, lookback=s.market.lookback_bars)
+            bars = without_future_bars(self.deps.market, bars, self.deps.clock(), s.market.lookback_bars)
         except Exception as exc:  # noqa: BLE001 - the cascade records the data failure; keep going
             COUNTERS.inc("tool_errors_total", stage="execution_bars", kind=type(exc).__name__)
             logger.warning("{}: no bars for fills and exits this cycle: {}", ticker, exc)

@@ -59,6 +59,22 @@ def test_the_untouched_file_buys_on_its_last_session(tmp_path, petr4):
     assert (record["decision"], record["bar_date"]) == ("BUY", LAST_SESSION), record["reason"]
 
 
+@pytest.mark.parametrize("when", ["2025-07-01", "2099-01-05"], ids=["next-session", "year-2099"])
+def test_a_bar_dated_after_now_is_dropped_and_counted(tmp_path, petr4, when):
+    future = pd.concat([petr4, petr4.tail(1).assign(Date=when)], ignore_index=True)
+    record = decide_on(tmp_path, future)
+    assert record["bar_date"] == LAST_SESSION, "a bar from the future was taken as the last bar"
+    assert record["data_report"]["dropped"]["future_dated"] == 1
+    assert any("dated after 2025-06-30" in note for note in record["data_report"]["notes"])
+    assert COUNTERS.get("bars_dropped_total", reason="future_dated") == 1
+
+
+def test_a_file_shifted_one_session_ahead_never_decides_on_tomorrow(tmp_path, petr4):
+    shifted = petr4.assign(Date=[*petr4["Date"][1:], "2025-07-01"])
+    record = decide_on(tmp_path, shifted)
+    assert record["bar_date"] == LAST_SESSION and record["data_report"]["dropped"]["future_dated"] == 1
+
+
 @pytest.mark.parametrize("order", ["newest-first", "shuffled"])
 def test_rows_out_of_date_order_are_sorted_first_and_the_report_says_so(tmp_path, petr4, order):
     rows = petr4.iloc[::-1] if order == "newest-first" else petr4.sample(frac=1.0, random_state=15)
@@ -101,9 +117,6 @@ def test_dates_whose_day_and_month_cannot_be_told_apart_are_refused_naming_the_f
     assert "cannot tell day from month" in record["reason"]
 
 
-
-
-
 # ---------------------------------------------------------------- the Ollama stub misbehaving
 
 @pytest.fixture
@@ -136,7 +149,8 @@ def test_a_model_that_hangs_is_a_timeout(stub, tmp_path):
 @pytest.mark.parametrize(("reason_chars", "error"), [(5_000_000, "oversized"), (100_000, "schema_mismatch")],
                          ids=["5MB", "100kB"])
 def test_a_huge_reply_is_a_hold_whose_record_stays_small(stub, tmp_path, reason_chars, error):
-    stub.content[MODELS["sentiment"]] = json.dumps({"sentiment": "positive", "score": 0.9, "reason": "x" * reason_chars})
+    answer = {"sentiment": "positive", "score": 0.9, "reason": "x" * reason_chars}
+    stub.content[MODELS["sentiment"]] = json.dumps(answer)
     record = decide_through(stub, tmp_path)
     assert record["decision"] == "HOLD" and record["layers"][0]["error"] == error
     line = max(len(raw) for path in tmp_path.rglob("*.jsonl") for raw in path.read_bytes().splitlines())
@@ -203,9 +217,6 @@ def test_a_bad_answer_an_older_version_cached_is_replayed_once_marked_cached_the
     asked = decide_through(stub, tmp_path / "3", cache=cache)["layers"][0]
     assert asked["error"] is None and asked["cached"] is False
     assert stub.chat_models.count(MODELS["sentiment"]) == 2
-
-
-
 
 
 # ---------------------------------------------------------------- storage
