@@ -75,6 +75,15 @@ def test_a_file_shifted_one_session_ahead_never_decides_on_tomorrow(tmp_path, pe
     assert record["bar_date"] == LAST_SESSION and record["data_report"]["dropped"]["future_dated"] == 1
 
 
+def test_a_bar_from_the_future_never_fills_an_order(tmp_path):
+    loop, days, _ = setup_loop(tmp_path, tickers=("PETR4",))
+    assert loop.run_cycle().counts["BUY"] == 1
+    days.market.today = days.day + pd.Timedelta(days=1)  # the feed runs a session ahead of the clock
+    report = loop.run_cycle()
+    assert report.trades == [] and loop.trader.broker.orders("pending"), "filled at an open that has not happened"
+    assert COUNTERS.get("bars_dropped_total", reason="future_dated") >= 1
+
+
 @pytest.mark.parametrize("order", ["newest-first", "shuffled"])
 def test_rows_out_of_date_order_are_sorted_first_and_the_report_says_so(tmp_path, petr4, order):
     rows = petr4.iloc[::-1] if order == "newest-first" else petr4.sample(frac=1.0, random_state=15)
