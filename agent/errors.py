@@ -34,8 +34,11 @@ class DataError(AgentError):
 class LLMError(AgentError):
     """An LLM call failed or answered garbage. Action: discard at that layer.
 
-    ``kind`` is a short machine-readable label used for counting (e.g. ``invalid_json``).
+    ``kind`` is a short machine-readable label used for counting (e.g. ``invalid_json``);
+    ``cached``: the failing answer was a replay from the LLM cache (the record says so).
     """
+
+    cached = False
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
@@ -122,5 +125,8 @@ def validation_problems(exc: "ValidationError", *, limit: int | None = None, lab
     return lines
 
 
-def _clip(text: str, most: int = 120) -> str:
+ECHO_CHARS = 120  # the most of a bad value a validation error quotes back
+
+
+def _clip(text: str, most: int = ECHO_CHARS) -> str:
     return text if len(text) <= most else f"{text[:most]}... ({len(text)} chars)"

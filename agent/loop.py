@@ -9,7 +9,8 @@ Safe to leave running:
 - a failing ticker never stops the loop; one failing the same way again is skipped for a growing
   number of cycles (capped by loop.failure_backoff_max_s);
 - live sources wait for B3 sessions (the calendar), sleeping until the next open, never spinning;
-- SIGINT/SIGTERM finish the ticker in flight, abandon the rest of the cycle and exit 0;
+- SIGINT/SIGTERM finish the work in flight (layer-major: the LLM calls running; ticker-major: the ticker),
+  start nothing more, abandon the rest of the cycle and exit 0; a second signal exits at once (130);
 - a watchdog alerts when no cycle has completed for loop.stall_after_intervals intervals.
 
 Control a running (or stopped) agent from another shell; the state is kept in DATABASE_PATH:
@@ -40,6 +41,7 @@ from agent.errors import ConfigError, ProviderError
 from agent.graph import build_graph
 from agent.llm.cache import LLMCache
 from agent.market.calendar import B3_TZ, b3_timestamp, default_calendar
+from agent.market.validation import without_future_bars
 from agent.ops.alerts import AlertQueue, build_alerts, dashboard_link, decision_alert, halt_alert, stall_alert
 from agent.ops.logs import perf_log
 from agent.ops.metrics import COUNTERS
@@ -151,8 +153,14 @@ class TradingLoop:
         return decide_ticker_major(self.graph, tickers, None, on_record, self.stop)
 
     def _act(self, record: dict[str, Any], report: CycleReport) -> None:
-        """A decision just made: a BUY becomes an order before the next ticker is decided."""
-        order = self.trader.on_decision(record)
+        """A decision just made: a BUY becomes an order before the next ticker is decided. A failure here
+        (the ledger locked or gone) leaves that BUY unqueued and never stops the other tickers."""
+        try:
+            order = self.trader.on_decision(record)
+        except Exception as exc:  # noqa: BLE001 - a restart queues a recorded BUY the ledger never saw
+            COUNTERS.inc("ticker_failures_total", ticker=record["ticker"], kind=type(exc).__name__)
+            logger.error("{}: BUY {} not queued: {}", record["ticker"], record["decision_id"], describe(exc))
+            return
         if order:
             report.orders.append(order)
             if self.alerts is not None:
@@ -171,6 +179,7 @@ class TradingLoop:
         s = self.settings
         try:
             bars = self.deps.market.get_bars(ticker, s.market.timeframes.primary, lookback=s.market.lookback_bars)
+            bars = without_future_bars(self.deps.market, bars, self.deps.clock(), s.market.lookback_bars)
         except Exception as exc:  # noqa: BLE001 - the cascade records the data failure; keep going
             COUNTERS.inc("tool_errors_total", stage="execution_bars", kind=type(exc).__name__)
             logger.warning("{}: no bars for fills and exits this cycle: {}", ticker, exc)
@@ -182,7 +191,13 @@ class TradingLoop:
             return False
         closes[ticker] = float(bars.frame["close"].iloc[-1])
         self._last_bar[ticker] = bars.frame.index[-1].date()
-        report.trades += self.trader.on_bars(ticker, bars.frame)
+        try:
+            report.trades += self.trader.on_bars(ticker, bars.frame)
+        except Exception as exc:  # noqa: BLE001 - e.g. a locked ledger: this ticker waits, the others go on
+            report.counts["failed"] += 1
+            COUNTERS.inc("ticker_failures_total", ticker=ticker, kind=type(exc).__name__)
+            logger.error("{}: fills and exits failed this cycle, so no decision either: {}", ticker, describe(exc))
+            return False
         return self.trader.switch.state != TradingState.HALTED
 
     def _manage_unconfigured(self, configured: list[str], report: CycleReport, closes: dict[str, float]) -> None:

@@ -18,6 +18,7 @@ from agent.deps import CascadeDeps
 from agent.errors import AgentError, DataError
 from agent.market.bars import OHLCV
 from agent.market.calendar import B3_TZ, b3_timestamp
+from agent.market.validation import without_future_bars
 from agent.news.injection import sanitize_for_prompt, screen_headline
 from agent.news.selection import (
     CLOCK_SKEW_TOLERANCE,
@@ -56,8 +57,8 @@ def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
     ticker = normalize_ticker(state["ticker"])
     try:
         end = as_of_date(state)
-        bars = deps.market.get_bars(ticker, s.market.timeframes.primary, end=end,
-                                    lookback=s.market.lookback_bars)
+        bars = deps.market.get_bars(ticker, s.market.timeframes.primary, end=end, lookback=s.market.lookback_bars)
+        bars = without_future_bars(deps.market, bars, decision_time(state, deps), s.market.lookback_bars)
         if len(bars) < s.market.min_bars:
             raise DataError(f"only {len(bars)} valid bars for {bars.ticker}, need {s.market.min_bars}")
     except (AgentError, ValueError, KeyError, TypeError, OSError) as exc:
@@ -67,7 +68,7 @@ def load_market_data(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
     now = decision_time(state, deps)
     timeframes = [timeframe_summary(frame, bars.timeframe).model_dump(mode="json")]
     for tf in (s.market.timeframes.secondary, s.market.timeframes.tertiary):
-        timeframes.append(_secondary_timeframe(deps, ticker, tf, end, bars.source, last))
+        timeframes.append(_secondary_timeframe(deps, ticker, tf, end, bars.source, last, now))
     today = now.astimezone(B3_TZ).date()
     return {
         "ticker": ticker,
@@ -106,14 +107,16 @@ def session_checks(frame: pd.DataFrame, now: datetime) -> dict[str, Any]:
 
 
 def _secondary_timeframe(deps: CascadeDeps, ticker: str, timeframe: str, end: date | None, primary_source: str,
-                         primary_last: pd.Timestamp) -> dict[str, Any]:
+                         primary_last: pd.Timestamp, now: datetime) -> dict[str, Any]:
     """Summary of a confirmation timeframe from the primary's source, as recent as the primary.
 
     Anything else (another source, e.g. a simulated fallback, or older bars) is recorded as
     unavailable with the reason, never silently mixed in, and never fatal.
     """
     try:
-        bars = deps.market.get_bars(ticker, timeframe, end=end, lookback=deps.settings.market.intraday_lookback_bars)
+        lookback = deps.settings.market.intraday_lookback_bars
+        bars = without_future_bars(deps.market, deps.market.get_bars(ticker, timeframe, end=end, lookback=lookback),
+                                   now, lookback)
         if bars.source != primary_source:
             raise DataError(f"only {bars.source} bars (the primary timeframe came from {primary_source})")
         if bars.frame.index[-1].date() < primary_last.date():

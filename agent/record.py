@@ -11,9 +11,33 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.ops.metrics import COUNTERS
 from agent.state import LayerResult
 
 RECORD_SCHEMA_VERSION = 1
+
+# What an LLM answer (or an error about it) may put into a record: longer text is cut, and each cut counted
+# in record_truncations_total, so a broken or hostile model never makes a decision line megabytes long.
+MAX_REASON_CHARS = 2000
+MAX_FLAG_CHARS = 200
+MAX_FLAGS = 20
+
+
+def bounded(text: str, limit: int, field: str) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut; each cut counted by ``field``."""
+    if len(text) <= limit:
+        return text
+    COUNTERS.inc("record_truncations_total", field=field)
+    return f"{text[:limit]}... [{len(text) - limit} more characters cut]"
+
+
+def bounded_flags(flags: list[str]) -> list[str]:
+    """At most MAX_FLAGS flags of at most MAX_FLAG_CHARS each (a model citing thousands of made-up names)."""
+    kept = [bounded(flag, MAX_FLAG_CHARS, "flag") for flag in flags[:MAX_FLAGS]]
+    if len(flags) > MAX_FLAGS:
+        COUNTERS.inc("record_truncations_total", field="flags")
+        kept.append(f"... {len(flags) - MAX_FLAGS} more flags cut")
+    return kept
 
 
 def decision_id(ticker: str, bar_date: str, config_version: str, prompt_version: str) -> str:

@@ -68,22 +68,8 @@ class LayerMajorScheduler:
         run_id = uuid.uuid4().hex[:8]
         configs = {t: {"configurable": {"thread_id": f"{run_id}-{normalize_ticker(t)}"}} for t in tickers}
         results: dict[str, dict[str, Any] | Exception] = {}
-        stages = [*LAYER_NAMES, DECIDE]  # stage k stops before stages[k]; stage 0 runs the tool nodes
         try:
-            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="layer") as pool:
-                for k, stop in enumerate(stages):
-                    if self.stop.is_set():
-                        return results
-                    if k == 0:
-                        todo = {t: initial_state(t, as_of) for t in tickers}
-                    else:  # the tickers waiting before the layer this stage runs (the others were discarded)
-                        todo = {t: None for t in tickers
-                                if t not in results and self._next(configs[t]) == (stages[k - 1],)}
-                    futures = {t: pool.submit(self._advance, state, configs[t], [stop, DECIDE])
-                               for t, state in todo.items()}
-                    for t, future in futures.items():
-                        if future.exception() is not None:
-                            results[t] = future.exception()
+            self._run_stages(tickers, configs, as_of, results)
             for t in tickers:  # decide one at a time, each record acted on before the next
                 if self.stop.is_set():
                     break
@@ -105,6 +91,34 @@ class LayerMajorScheduler:
                     logger.warning("scheduler: could not delete checkpoint thread: {}", type(exc).__name__)
         return results
 
+    def _run_stages(self, tickers: list[str], configs: dict[str, dict], as_of: str | None,
+                    results: dict[str, dict[str, Any] | Exception]) -> None:
+        """Every ticker through the tool nodes and the layers, one stage at a time, up to ``decide``.
+
+        A stop ends it after the calls in flight: the stage's queued tickers start nothing. A second
+        signal (KeyboardInterrupt while waiting) leaves even those behind: the process is exiting.
+        """
+        stages = [*LAYER_NAMES, DECIDE]  # stage k stops before stages[k]; stage 0 runs the tool nodes
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="layer")
+        try:
+            for k, stop in enumerate(stages):
+                if self.stop.is_set():
+                    break
+                if k == 0:
+                    todo = {t: initial_state(t, as_of) for t in tickers}
+                else:  # the tickers waiting before the layer this stage runs (the others were discarded)
+                    todo = {t: None for t in tickers
+                            if t not in results and self._next(configs[t]) == (stages[k - 1],)}
+                futures = {t: pool.submit(self._advance, state, configs[t], [stop, DECIDE])
+                           for t, state in todo.items()}
+                for t, future in futures.items():
+                    if future.exception() is not None:
+                        results[t] = future.exception()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # never wait for an LLM call still running
+            raise
+        pool.shutdown()
+
     def _reconnect_if_lost(self) -> None:
         """A Postgres checkpointer whose connection dropped is rebuilt before the next cycle."""
         conn = getattr(self.checkpointer, "conn", None)
@@ -114,7 +128,9 @@ class LayerMajorScheduler:
             self.graph = build_graph(self.deps, checkpointer=self.checkpointer)
 
     def _advance(self, state: dict[str, Any] | None, config: dict, stop_before: list[str]) -> None:
-        self.graph.invoke(state, config, interrupt_before=stop_before)
+        """One ticker through one stage, unless a stop came while it waited in the pool's queue."""
+        if not self.stop.is_set():
+            self.graph.invoke(state, config, interrupt_before=stop_before)
 
     def _next(self, config: dict) -> tuple[str, ...]:
         return tuple(self.graph.get_state(config).next)

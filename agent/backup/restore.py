@@ -145,6 +145,8 @@ def stage_archive(archive: Path, staging: Path) -> Staged:
         listed = {f["path"]: (int(f["size"]), str(f["sha256"])) for f in manifest["files"]}
         kinds = {f["path"]: f.get("kind", "file") for f in manifest["files"]}
         sources = manifest["sources"]
+    except RecursionError:  # json's parser recurses once per nesting level: a hostile manifest exhausts the stack
+        raise BackupError(f"{archive}: {MANIFEST} is nested too deeply to be a b3-agent manifest") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise BackupError(f"{archive}: {MANIFEST} is unreadable ({exc!r})") from None
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:

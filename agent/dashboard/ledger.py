@@ -9,6 +9,7 @@ down, a file from an older version): the pages show why, never a server error.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -24,6 +25,17 @@ from agent.trading.kill_switch import KillSwitch, TradingState
 
 T = TypeVar("T")
 KILL_SWITCH_LOG_SHOWN = 20  # the last changes shown under the kill switch
+
+
+def unusable_ledger(where: str, path: Path, exc: Exception) -> NoLedger:
+    """Why a SQLite ledger cannot be opened: not a ledger at all (NoLedger, 409 for the controls: only a
+    person can fix it), or not now, e.g. locked (LedgerUnreachable, 503)."""
+    if path.is_dir():
+        return NoLedger(f"DATABASE_PATH ({where}) is a folder, not a ledger file")
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return NoLedger(f"the ledger at {where} is damaged or not a ledger ({exc}): restore it from a backup "
+                        "(python -m agent.backup restore)")
+    return LedgerUnreachable(f"the ledger ({where}) cannot be opened now: {type(exc).__name__}: {exc}")
 
 
 class LedgerReader:
@@ -56,6 +68,8 @@ class LedgerReader:
                     self._db = open_database(self.store)
                 except ConfigError as exc:  # Postgres refused the connection
                     raise LedgerUnreachable(f"the ledger ({self.where}) cannot be reached now: {exc}") from None
+                except (sqlite3.Error, OSError) as exc:  # a folder, a truncated file, random bytes
+                    raise unusable_ledger(self.where, Path(self.store), exc) from None
                 self._inode = inode
             return self._db
 
@@ -150,4 +164,6 @@ class LedgerReader:
         except Exception as exc:  # noqa: BLE001 - the database went away mid-request
             with self._lock:
                 self._close()
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+                raise unusable_ledger(self.where, Path(self.store), exc) from None  # e.g. a truncated file
             raise LedgerUnreachable(f"the ledger ({self.where}) cannot be written now: {type(exc).__name__}") from None

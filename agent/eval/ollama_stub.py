@@ -193,9 +193,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _chat(self, body: dict[str, Any], content: str, *, stream: bool) -> None:
         """Generate ``content`` piece by piece (``piece_delay_s`` each); stream the pieces or send it whole."""
         pieces = [content[i:i + STREAM_PIECE_CHARS] for i in range(0, len(content), STREAM_PIECE_CHARS)]
-        delay = self.server.stub.piece_delay_s
+        stub = self.server.stub
+        delay = stub.piece_delay_s
         if not stream:
-            if self._wait(delay * len(pieces)):
+            if not self._wait(delay * len(pieces)):
+                return
+            if stub.raw_reply is not None:
+                self._send_bytes(200, stub.raw_reply, "application/json; charset=utf-8")
+            elif stub.trickle_s:
+                self._trickle(json.dumps(self._chat_message(body, content, done=True, pieces=len(pieces))).encode())
+            else:
                 self._send_json(200, self._chat_message(body, content, done=True, pieces=len(pieces)))
             return
         self.send_response(200)
@@ -210,6 +217,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
+
+    def _trickle(self, data: bytes) -> None:
+        """A whole (non-streamed) reply sent slowly: its headers at once, then its body in
+        ``trickle_pieces`` chunks, one every ``trickle_s`` (a stalled proxy, a host swapping to disk)."""
+        stub = self.server.stub
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.flush()
+        size = -(-len(data) // stub.trickle_pieces)
+        for start in range(0, len(data), size):
+            if not self._wait(stub.trickle_s):
+                return
+            self.wfile.write(data[start:start + size])
+            self.wfile.flush()
+            stub.trickled += 1
 
     def _send_bytes(self, status: int, data: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -237,6 +261,9 @@ class OllamaStub:
     - ``capabilities``: what ``/api/show`` lists per model (default ``["completion"]``; add ``"vision"``);
     - ``piece_delay_s``: seconds the model takes per piece of its answer: streamed, one line at
       that pace (a slow model that keeps talking); not streamed, the whole wait before the reply;
+    - ``trickle_s``: a non-streamed reply is sent in ``trickle_pieces`` chunks, one every ``trickle_s``
+      seconds (``trickled`` counts the chunks sent): each read is quick, the whole reply is not;
+    - ``raw_reply``: bytes sent as the body of every non-streamed chat reply instead of Ollama's JSON;
     - ``status``: when set (e.g. 500), every chat answers that HTTP status with ``error_message``;
     - ``max_loaded``/``load_delay_s``: simulate Ollama's model memory: a model not among the last
       ``max_loaded`` used takes ``load_delay_s`` to load first (``loads`` counts them);
@@ -247,7 +274,8 @@ class OllamaStub:
                  reject_unknown: bool = True, delay_s: float = 0.0, piece_delay_s: float = 0.0,
                  status: int | None = None,
                  error_message: str = "llama runner process has terminated: exit status 2",
-                 max_loaded: int | None = None, load_delay_s: float = 0.0):
+                 max_loaded: int | None = None, load_delay_s: float = 0.0, trickle_s: float = 0.0,
+                 trickle_pieces: int = 20, raw_reply: bytes | None = None):
         self.models = list(models)
         self.digests: dict[str, str] = {}  # model -> digest /api/tags reports (a re-pull changes it)
         self.content: Content = {} if content is None else content
@@ -256,6 +284,8 @@ class OllamaStub:
         self.model_delay_s: dict[str, float] = {}
         self.capabilities: dict[str, list[str]] = {}
         self.piece_delay_s = piece_delay_s
+        self.trickle_s, self.trickle_pieces, self.trickled = trickle_s, trickle_pieces, 0
+        self.raw_reply = raw_reply
         self.status = status
         self.error_message = error_message
         self.port = 0  # 0 until the first start picks a free one

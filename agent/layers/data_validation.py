@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -28,7 +28,7 @@ REQUIRED_INDICATORS = ("rsi", "macd", "macd_signal", "macd_hist", "bb_upper", "b
 class DataValidationAnswer(LayerAnswer):
     valid: bool
     score: float = Score
-    issues: list[str] = Field(default_factory=list, max_length=10)
+    issues: list[Annotated[str, Field(max_length=300)]] = Field(default_factory=list, max_length=10)
     reason: str = Reason
 
 

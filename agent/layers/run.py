@@ -1,7 +1,8 @@
 """Running one layer as a graph node: the precheck, then the LLM (or the quant rule), then the gate.
 
 Any LLM failure becomes a discard with its kind and reason, counted; a layer can only discard or
-shrink the position (the risk layer's ``size_factor``), never turn a failure into a pass.
+shrink the position (the risk layer's ``size_factor``), never turn a failure into a pass. What an
+answer puts into the record (reasons, citation flags) is bounded by agent.record, cuts counted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from agent.layers.spec import QUANT_PROVIDER, RULES_VERSION, LayerSpec
 from agent.llm.call import call_layer
 from agent.ops.logs import perf_log
 from agent.ops.metrics import COUNTERS
+from agent.record import MAX_REASON_CHARS, bounded, bounded_flags
 from agent.state import CascadeState, LayerResult
 
 
@@ -43,9 +45,10 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
         except LLMError as exc:
             COUNTERS.inc("llm_invalid_outputs_total", layer=spec.name, kind=exc.kind)
             result = LayerResult(layer=spec.name, model=model_name, provider=deps.provider.name, score=None,
-                                 passed=False, reason=f"LLM failure ({exc.kind}): {exc}", latency_ms=elapsed(),
+                                 passed=False, reason=bounded(f"LLM failure ({exc.kind}): {exc}", MAX_REASON_CHARS,
+                                                              "reason"), latency_ms=elapsed(),
                                  error=exc.kind, prompt_version=deps.prompts.get(spec.name, state["ticker"]).version,
-                                 image=image)
+                                 cached=exc.cached, image=image)
         else:
             gate = spec.gate(answer, deps.settings)
             passed, reason = gate.passed, gate.reason
@@ -57,7 +60,8 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
             if score is None and isinstance(answer, RiskAnswer):
                 score = round(1.0 - answer.risk, 6)  # the risk layer's score is its safety
             result = LayerResult(layer=spec.name, model=model_name, provider=deps.provider.name, score=score,
-                                 passed=passed, reason=reason, latency_ms=elapsed(), flags=flags,
+                                 passed=passed, reason=bounded(reason, MAX_REASON_CHARS, "reason"),
+                                 latency_ms=elapsed(), flags=bounded_flags(flags),
                                  prompt_version=version, output=answer.model_dump(mode="json"), cached=cached,
                                  image=image)
             if isinstance(answer, RiskAnswer) and passed:

@@ -23,7 +23,7 @@ RULES_VERSION = "quant-rules-v1"
 
 Score = Field(ge=0.0, le=1.0, description="0.0 to 1.0")
 Reason = Field(min_length=1, max_length=600, description="one or two sentences")
-Cited = Field(default_factory=dict, description="indicator values you relied on, copied from the input")
+Cited = Field(default_factory=dict, max_length=40, description="indicator values you relied on, copied from the input")
 
 
 class LayerAnswer(BaseModel):

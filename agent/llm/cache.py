@@ -4,7 +4,8 @@ The key covers the provider, the model, the layer, the prompt version, the rende
 inputs), the chart shown with it (by its digest), the answer schema and the sampling settings. Same key, same question: with temperature 0
 the answer is the model's, replayed. A rerun of a backtest therefore makes no LLM call at all,
 which makes cascade backtests cheap and reproducible (the ai-hedge-fund approach).
-The raw text is cached, before validation, so a replay goes through the same checks.
+Only an answer that passed validation is cached (its raw text, so a replay goes through the same
+checks); a cached one that fails them (stored by an older version) is dropped after its replay.
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ class LLMCache:
                              "text = excluded.text, created_at = excluded.created_at",
                              (key, provider, model, layer, prompt_version, text,
                               datetime.now(timezone.utc).isoformat(timespec="seconds")))
+
+    def forget(self, key: str) -> None:
+        """Drop one answer, so the question is asked afresh next time."""
+        with self._lock:
+            self._db.execute("DELETE FROM llm_cache WHERE key=?", (key,))
 
     @property
     def hit_rate(self) -> float | None:

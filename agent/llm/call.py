@@ -139,10 +139,16 @@ def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps,
     cached = text is not None
     if text is None:
         text = _call_with_retries(deps, spec, schema, system, user, ticker, [chart_image(chart)] if sent else None)
-        if cache is not None:
-            cache.put(key, text, provider=deps.provider.name, model=model_name, layer=spec.name,
-                      prompt_version=prompt.version)
-    answer = parse_answer(text, spec.answer)
+    try:
+        answer = parse_answer(text, spec.answer)
+    except LLMError as exc:
+        if cached:  # stored before answers were validated first (an older version): never replayed again
+            cache.forget(key)
+        exc.cached = cached
+        raise
+    if cache is not None and not cached:  # only an answer that passed validation is worth replaying
+        cache.put(key, text, provider=deps.provider.name, model=model_name, layer=spec.name,
+                  prompt_version=prompt.version)
     flags = check_citations(getattr(answer, "cited", {}) or {}, spec.citable(state), deps.settings.llm.claim_tolerance) \
         if spec.citable else []
     return answer, flags, prompt.version, cached

@@ -12,11 +12,16 @@ import re
 
 from pydantic import BaseModel, ValidationError
 
-from agent.errors import LLMError, validation_problems
+from agent.errors import ECHO_CHARS, LLMError, validation_problems
+from agent.ops.metrics import COUNTERS
 
 THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 UNCLOSED_THINK = re.compile(r"<think>.*", re.DOTALL | re.IGNORECASE)
 FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+# The longest answer read. max_tokens (at most 8192) keeps a real model's answer, reasoning included, far
+# below it; anything longer is a broken model or a hostile server, refused unread.
+MAX_ANSWER_CHARS = 200_000
+ERRORS_QUOTED = 4
 
 def strip_reasoning(text: str) -> str:
     """Remove ``<think>...</think>`` blocks (and a trailing unclosed one) that reasoning models emit."""
@@ -48,12 +53,21 @@ def extract_json_object(text: str) -> dict:
 
 def parse_answer(text: str, schema: type[BaseModel]) -> BaseModel:
     """Validate the model's text against the layer's schema; raise LLMError with the specific problem."""
-    obj = extract_json_object(text)
-    _reject_non_finite(obj)
+    if len(text) > MAX_ANSWER_CHARS:
+        raise LLMError("oversized", f"the answer is {len(text):,} characters long, over {MAX_ANSWER_CHARS:,}: not read")
+    try:
+        obj = extract_json_object(text)
+        _reject_non_finite(obj)
+    except RecursionError:  # both recurse once per nesting level
+        raise LLMError("invalid_json", "the answer nests JSON too deeply to be a layer's answer") from None
     try:
         return schema.model_validate(obj)
     except ValidationError as exc:
-        problems = "; ".join(validation_problems(exc, limit=4, label=lambda loc: ".".join(str(p) for p in loc) or "answer"))
+        problems = "; ".join(validation_problems(exc, limit=ERRORS_QUOTED,
+                                                 label=lambda loc: ".".join(str(p) for p in loc) or "answer"))
+        clipped = sum(len(repr(e.get("input"))) > ECHO_CHARS for e in exc.errors()[:ERRORS_QUOTED])
+        if clipped:  # the reason quotes the bad values clipped: counted like any cut of a record
+            COUNTERS.inc("record_truncations_total", clipped, field="echoed_input")
         kind = "out_of_range" if any(e["type"] in ("less_than_equal", "greater_than_equal") for e in exc.errors()) else "schema_mismatch"
         raise LLMError(kind, f"invalid answer: {problems}") from None
 

@@ -16,6 +16,7 @@ from loguru import logger
 
 from agent.config import LAYER_NAMES, Settings
 from agent.errors import ProviderError
+from agent.llm.deadline import DeadlineTransport
 from agent.llm.embedded import (
     EMBEDDED_MODEL_NAME,
     EmbeddedChatModel,
@@ -46,7 +47,8 @@ class WholeReplyChatOllama(ChatOllama):
     """ChatOllama asking for one non-streamed reply, so OLLAMA_TIMEOUT bounds the whole generation.
 
     httpx's timeout applies to each read: on a streamed reply it would only bound each token,
-    and a slow model could hold a layer far past the timeout.
+    and a slow model could hold a layer far past the timeout. A whole reply that trickles in is
+    bounded by the deadline transport (agent/llm/deadline.py).
     """
 
     def _chat_params(self, messages, stop=None, **kwargs):
@@ -190,6 +192,7 @@ def make_model_factory(choice: ProviderChoice, settings: Settings) -> ModelFacto
                 num_predict=settings.llm.max_tokens,
                 keep_alive=settings.ollama.keep_alive,
                 client_kwargs={"timeout": settings.ollama.timeout_s},
+                sync_client_kwargs={"transport": DeadlineTransport(settings.ollama.timeout_s)},
             )
 
         return ollama_model

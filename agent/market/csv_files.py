@@ -180,7 +180,33 @@ def _read_profitchart(path: str) -> pd.DataFrame:
     raw = pd.read_csv(path, sep=";", header=None, decimal=",", names=PROFITCHART_COLUMNS, dtype={"time": str})
     stamps = pd.to_datetime(raw["day"].astype(str) + " " + raw["time"].astype(str), format="%d/%m/%Y %H:%M:%S",
                             errors="coerce")
-    return raw.set_index(pd.DatetimeIndex(stamps, name="date"))
+    return raw.set_index(pd.DatetimeIndex(stamps, name="date")).iloc[::-1]  # the layout is newest first
+
+
+# A date with the year last (``30/06/2025``, ``06-30-2025``): which of its first two fields is the day?
+YEAR_LAST = r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})"
+
+
+def _year_last_to_iso(dates: pd.Series, path: str) -> tuple[pd.Series, str | None]:
+    """Year-last dates rewritten as ISO, and a note saying which order they were read in.
+
+    A pt-BR spreadsheet writes the day first, a US one the month first: the order is the one no date
+    contradicts (a first field above 12 is a day). A file where both orders fit every date, or neither
+    does, is refused naming the file: guessing would scramble the series without a word.
+    """
+    parts = dates.str.extract(YEAR_LAST).dropna().astype(int)
+    if parts.empty:
+        return dates, None
+    day_first, month_first = bool((parts[1] <= 12).all()), bool((parts[0] <= 12).all())
+    if day_first == month_first:
+        why = "either order fits every date" if day_first else "neither order fits every date"
+        raise DataError(f"csv provider: {path}: cannot tell day from month in dates like {dates.iloc[0]!r} "
+                        f"({why}); write them as YYYY-MM-DD")
+    day, month = (r"\1", r"\2") if day_first else (r"\2", r"\1")
+    iso = dates.str.replace(YEAR_LAST, rf"\3-{month}-{day}", regex=True)
+    iso = iso.str.replace(r"^(\d{4})-(\d)-", r"\1-0\2-", regex=True).str.replace(r"^(\d{4}-\d\d)-(\d)\b", r"\1-0\2",
+                                                                              regex=True)
+    return iso, "dates read day first (dd/mm/yyyy)" if day_first else "dates read month first (mm/dd/yyyy)"
 
 
 def _read_yahoo(path: str) -> pd.DataFrame:
@@ -192,8 +218,11 @@ def _read_yahoo(path: str) -> pd.DataFrame:
     if missing:
         raise DataError(f"csv provider: {path} lacks column(s) {missing}; expected Date,Open,High,Low,Close,Volume")
     # Keep the local wall time: yfinance writes offsets that change with Brazil's old DST (-02:00/-03:00).
-    local = raw["date"].astype(str).str.replace(r"(?:[+-]\d{2}:?\d{2}|Z)$", "", regex=True)
+    local = raw["date"].astype(str).str.strip().str.replace(r"(?:[+-]\d{2}:?\d{2}|Z)$", "", regex=True)
+    local, order = _year_last_to_iso(local, path)
     raw = raw.set_index(pd.DatetimeIndex(pd.to_datetime(local, errors="coerce", format="mixed"), name="date"))
+    if order:
+        raw.attrs["notes"] = [order]
     if "adj_close" in raw.columns:
         close = pd.to_numeric(raw["close"], errors="coerce")
         factor = pd.to_numeric(raw["adj_close"], errors="coerce") / close.where(close > 0)
@@ -208,9 +237,19 @@ def _parse_csv(path: str, _mtime_ns: int) -> pd.DataFrame:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             first = fh.readline()
-        return _read_profitchart(path) if first.count(";") >= 6 else _read_yahoo(path)
+        raw = _read_profitchart(path) if first.count(";") >= 6 else _read_yahoo(path)
     except (OSError, ValueError, TypeError, pd.errors.ParserError) as exc:
         raise DataError(f"csv provider: cannot read {path}: {exc}") from exc
+    notes = raw.attrs.get("notes", [])
+    if not raw.index.is_monotonic_increasing:
+        # Sorted before anything cuts the file: the last rows of a newest-first file are its oldest ones.
+        order = np.argsort(raw.index.to_numpy(), kind="stable")
+        moved = int((order != np.arange(len(order))).sum())
+        raw = raw.iloc[order]
+        raw.attrs["reordered"] = moved
+        notes = [*notes, f"the file was not in date order: {moved} rows sorted into place"]
+    raw.attrs["notes"] = notes
+    return raw
 
 
 @lru_cache(maxsize=64)
@@ -231,6 +270,11 @@ def _validated_csv(path: str, mtime_ns: int, is_index: bool, max_jump: float,
         except (ValueError, TypeError) as exc:
             raise DataError(f"csv provider: cannot validate {path}: {exc}") from exc
     frame, report = cut
+    parsed = _parse_csv(path, mtime_ns).attrs
+    if parsed.get("notes"):  # what reading the file took (sorting it, reading its dates): the report says so
+        reordered = {"rows_reordered": parsed["reordered"]} if parsed.get("reordered") else {}
+        report = report.model_copy(update={"repaired": {**report.repaired, **reordered},
+                                           "notes": [*parsed["notes"], *report.notes]})
     if report.dropped or report.notes:
         logger.debug("{}: dropped {} {}", Path(path).name, report.dropped, " ".join(report.notes))
     return frame, report

@@ -2,14 +2,20 @@
 
 It drops every row that breaks a basic rule (or repairs a rounding slip) and counts each change by
 reason in a ``BarsReport``, so the data-validation layer and the decision record can say why.
+``without_future_bars`` does the same, at decision time, for bars stamped after now.
 """
 
 from __future__ import annotations
 
-import pandas as pd
+from datetime import datetime
 
-from agent.market.bars import OHLCV, BarsReport
-from agent.market.calendar import default_calendar
+import numpy as np
+import pandas as pd
+from loguru import logger
+
+from agent.market.bars import OHLCV, Bars, BarsReport, MarketDataProvider
+from agent.market.calendar import B3_TZ, default_calendar
+from agent.ops.metrics import COUNTERS
 
 # A daily close-to-close move larger than this is treated as a split or broken data.
 DEFAULT_MAX_JUMP = 0.40
@@ -121,3 +127,45 @@ def outside_regular_session(index: pd.DatetimeIndex) -> pd.Series:
         clock = ts.strftime("%H:%M")
         outside.append(b is None or clock < b[0] or clock >= b[1])
     return pd.Series(outside, index=index)
+
+
+def latest_real_bar(now: datetime, timeframe: str) -> pd.Timestamp:
+    """The newest stamp a real bar can carry at ``now`` (B3 local time): for daily bars, today's session
+    once it has opened (its bar is still forming), else the last complete session; intraday, now itself."""
+    local = now.astimezone(B3_TZ)
+    if timeframe != "1d":
+        return pd.Timestamp(local.replace(tzinfo=None))
+    cal, today = default_calendar(), local.date()
+    try:
+        day = today if cal.is_session(today) and local >= cal.session_open(today) else cal.last_complete_session(local)
+    except ValueError:  # beyond the calendar's range: the calendar day is the bound
+        day = today
+    return pd.Timestamp(day)
+
+
+def without_future_bars(market: MarketDataProvider, bars: Bars, now: datetime, lookback: int) -> Bars:
+    """``bars`` without any bar stamped after ``latest_real_bar(now)`` (a shifted file, a mistyped year, a
+    wrong clock): dropped and counted in the report as ``future_dated``, the window fetched again up to
+    the bound so it keeps its length. The same object when no bar is in the future."""
+    limit = latest_real_bar(now, bars.timeframe)
+
+    def future(frame: pd.DataFrame) -> np.ndarray:
+        index = frame.index.tz_localize(None) if getattr(frame.index, "tz", None) is not None else frame.index
+        return np.asarray((index.normalize() if bars.timeframe == "1d" else index) > limit)
+
+    ahead = future(bars.frame)
+    if not ahead.any():
+        return bars
+    again = market.get_bars(bars.ticker, bars.timeframe, end=limit.date(), lookback=lookback)
+    frame = again.frame.loc[~future(again.frame)]
+    n = int(ahead.sum())
+    COUNTERS.inc("bars_dropped_total", n, reason="future_dated")
+    bound = limit.date().isoformat() if bars.timeframe == "1d" else limit.isoformat(timespec="minutes")
+    report = again.report.model_copy(update={
+        "rows_out": len(frame), "dropped": {**again.report.dropped, "future_dated": n},
+        "notes": [*again.report.notes, f"{n} bar(s) dated after {bound}, the newest a real bar can be at "
+                  f"{now.astimezone(B3_TZ):%Y-%m-%d %H:%M} B3 time, were dropped: a shifted file or a wrong clock"],
+        "last_bar": pd.Timestamp(frame.index[-1]).isoformat() if len(frame) else None})
+    logger.warning("{} {}: dropped {} future-dated bar(s), the newest {}", bars.ticker, bars.timeframe, n,
+                   pd.Timestamp(bars.frame.index[-1]).isoformat())
+    return Bars(bars.ticker, bars.timeframe, again.source, frame, report)

@@ -11,13 +11,15 @@ Restart safety comes from three rules:
   same decision is impossible, even after a crash;
 - an order, its fill, and the position change commit in one transaction;
 - the ledger commits first and ``trades.jsonl`` is appended after; ``reconcile()`` on start-up
-  appends any committed trade the log lacks (a torn last line is skipped, never glued).
+  appends any committed trade the log lacks (a torn last line is skipped, never glued), and so does
+  the first append that works after one failed (a full disk): a log failure never undoes a trade.
 Sizes, stops and targets come from the decision record (computed by tools/risk.py); the broker
 never enlarges them.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import threading
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ import pandas as pd
 from loguru import logger
 from pydantic import SecretStr
 
+from agent.ops.metrics import COUNTERS
 from agent.store.db import Database, check_schema, next_seq, open_database
 from agent.store.jsonl import append_jsonl, read_jsonl
 from agent.trading import queries
@@ -92,6 +95,7 @@ class PaperBroker:
         self.trades_log = Path(trades_log)
         self.costs, self.allow_pyramiding = costs, allow_pyramiding
         self._lock = threading.Lock()
+        self._log_behind = False  # trades.jsonl missed an append (e.g. a full disk): reconcile on the next one
         self.db = open_database(db)
         self.db.script(SCHEMA)
         check_schema(self.db, SCHEMA, "the paper-broker ledger")
@@ -286,8 +290,22 @@ class PaperBroker:
                 return None  # commits a rejection's status; nothing else was written
             db.execute(f"INSERT INTO trades VALUES ({', '.join('?' * (len(TRADE_COLUMNS) + 1))})",
                        [*(trade[c] for c in TRADE_COLUMNS), next_seq(db, "trades")])
-        append_jsonl(self.trades_log, trade)
+        self._log_trade(trade)
         return trade
+
+    def _log_trade(self, trade: dict[str, Any]) -> None:
+        """Append a committed trade to trades.jsonl. A failure (a full disk) is logged and counted, never
+        raised: the ledger holds the trade, and the next append that works (or a restart) reconciles the log."""
+        try:
+            if self._log_behind:
+                self.reconcile()  # every committed trade the log lacks, this one included
+            else:
+                append_jsonl(self.trades_log, trade)
+            self._log_behind = False
+        except OSError as exc:
+            self._log_behind = True
+            COUNTERS.inc("trade_log_errors_total", kind=errno.errorcode.get(exc.errno or 0, type(exc).__name__))
+            logger.error("{}: trade {} is in the ledger, not yet in the log: {}", self.trades_log, trade["trade_id"], exc)
 
     # ------------------------------------------------------------------ restart
 
