@@ -11,7 +11,7 @@ from agent.deps import CascadeDeps, build_deps
 from agent.errors import ConfigError
 from agent.market.sources import SOURCES
 from agent.ops.logs import setup_logging
-from agent.trace import announce_defaults, print_error
+from agent.trace import announce_defaults, announce_models, print_error
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_PROVIDER = 0, 1, 2, 3  # success, operational error, config, LLM provider
 
@@ -25,7 +25,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 def start(args: argparse.Namespace, overrides: dict[tuple[str, ...], Any] | None = None, *,
           sink: bool = True, log_files: bool = True) -> CascadeDeps:
-    """Validate the config (flags win), set up logging, wire the parts and announce embedded defaults.
+    """Validate the config (flags win), set up logging, wire the parts, announce embedded defaults and each layer's
+    model.
 
     Raises ConfigError or ProviderError; ``exit_code`` turns them into the documented exit status.
     """
@@ -35,6 +36,7 @@ def start(args: argparse.Namespace, overrides: dict[tuple[str, ...], Any] | None
     setup_logging(settings, to_file=log_files)
     deps = build_deps(settings, sink=sink)
     announce_defaults(deps)
+    announce_models(deps)
     return deps
 
 
