@@ -106,20 +106,6 @@ class DecisionSettings(_Strict):
     min_confidence: float = Field(0.75, ge=0.0, le=1.0)
 
 
-class RiskSettings(_Strict):
-    capital: float = Field(100_000.0, gt=0, le=1e12)
-    max_position_size: float = Field(0.10, gt=0.0, le=1.0)
-    max_loss_per_trade: float = Field(0.02, gt=0.0, le=0.5)
-    profit_target: float = Field(0.06, gt=0.0, le=5.0)
-    atr_stop_multiple: float = Field(1.5, gt=0.0, le=20.0)
-    min_reward_risk: float = Field(1.5, ge=0.0, le=20.0)
-    max_volatility: float = Field(0.80, gt=0.0, le=10.0)
-    max_drawdown: float = Field(0.60, gt=0.0, le=1.0)
-    lookback_bars: int = Field(252, ge=20, le=5000)
-    risk_free_rate: float = Field(0.10, ge=-0.5, le=1.0)
-    lot_size: int = Field(100, ge=1, le=100_000)
-
-
 class TimeframeSettings(_Strict):
     primary: Literal["1d"] = "1d"  # the risk rules (Sharpe, volatility, ATR stop) are calibrated on daily bars
     secondary: Timeframe = "1h"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
+from agent.config.risk_limits import RiskSettings
 from agent.config.sections import (
     AlertSettings,
     BacktestSettings,
@@ -26,7 +27,6 @@ from agent.config.sections import (
     MetricsSettings,
     NewsSettings,
     OllamaSettings,
-    RiskSettings,
     Secrets,
     _Strict,
     comma_list,
