@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
+
+from agent.errors import ConfigError
 
 # Environment variable -> config key path. The env name is quoted in errors for keys it set.
 ENV_KEYS: dict[str, tuple[str, ...]] = {
@@ -33,6 +38,7 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "PROFIT_TARGET_FRACTION": ("risk", "profit_target_fraction"),
     "MARKET_SOURCE": ("market", "source"),
     "MARKET_DATA_DIR": ("market", "data_dir"),
+    "BRAPI_BASE_URL": ("market", "brapi_base_url"),
     "TIMEFRAME_PRIMARY": ("market", "timeframes", "primary"),
     "TIMEFRAME_SECONDARY": ("market", "timeframes", "secondary"),
     "TIMEFRAME_TERTIARY": ("market", "timeframes", "tertiary"),
@@ -76,24 +82,68 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "SMTP_PASSWORD": ("secrets", "smtp_password"),
     "DASHBOARD_TOKEN": ("secrets", "dashboard_token"),
 }
+# The original guide's names for settings the project names otherwise: both work (see _by_setting).
+ENV_KEYS.update({
+    "SLACK_WEBHOOK": ("alerts", "slack_webhook_url"),
+    "EMAIL_SENDER": ("alerts", "email_from"),
+    "EMAIL_PASSWORD": ("secrets", "smtp_password"),
+    "ENABLE_METRICS": ("metrics", "enabled"),
+    "GRAFANA_PORT": ("metrics", "grafana_port"),
+})
 SECRET_ENV_KEYS = frozenset({"BRAPI_TOKEN", "TELEGRAM_TOKEN", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "DATABASE_URL",
-                             "DASHBOARD_TOKEN"})
-# Keys .env may hold that belong to other tools (LangGraph Studio, LangSmith); accepted silently.
+                             "DASHBOARD_TOKEN", "SLACK_WEBHOOK", "EMAIL_PASSWORD"})
+# Keys .env may hold that belong to other tools (LangGraph Studio and server, LangSmith); accepted silently.
+# REDIS_URL (in the original guide's block) is the LangGraph server's queue, not read by the agent.
 FOREIGN_ENV_PREFIXES = ("LANGSMITH_", "LANGCHAIN_", "LANGGRAPH_", "OLLAMA_NUM_", "REDIS_")
 
 
-def env_overrides(env_file: Path | None, environ: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """Merge .env and the environment (environment wins). Returns (values, unknown .env keys)."""
-    merged: dict[str, str] = {}
+def read_env_file(env_file: Path) -> dict[str, str | None]:
+    """The ``KEY=value`` pairs of a .env file. A line that is not one stops start-up, naming the line:
+    python-dotenv alone would warn on stderr and skip it, and the default would run instead."""
+    try:
+        text = env_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{env_file}: cannot be read: {exc}") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error or (binding.key is not None and binding.value is None):
+            line = binding.original.string.strip()
+            key = re.split(r"[\s:=]", line, maxsplit=1)[0]
+            shown = f"{key} ..." if key in SECRET_ENV_KEYS else line[:80]  # never echo a secret's value
+            hint = f" (write {key}=value)" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else ""
+            raise ConfigError(f"{env_file} line {binding.original.line}: {shown!r} is not KEY=value{hint}. "
+                              "Nothing was started")
+    return dotenv_values(stream=io.StringIO(text))
+
+
+def _by_setting(values: dict[str, str], where: str) -> dict[tuple[str, ...], tuple[str, str]]:
+    """``{config key path: (variable, value)}`` of one source. Two names of one setting (the project's and the
+    original guide's) may both be set only to the same value."""
+    out: dict[tuple[str, ...], tuple[str, str]] = {}
+    for key, value in values.items():
+        path = ENV_KEYS[key]
+        if path in out and out[path][1] != value:
+            raise ConfigError(f"{out[path][0]} and {key} are two names for the same setting ({'.'.join(path)}) "
+                              f"and {where} sets them to different values: keep one of them")
+        out[path] = (key, value)
+    return out
+
+
+def env_overrides(env_file: Path | None, environ: dict[str, str]) -> tuple[
+        dict[tuple[str, ...], tuple[str, str]], list[str], set[str]]:
+    """Merge .env and the environment (the environment wins, whichever name each uses).
+
+    Returns ``{config key path: (variable, value)}``, the unknown .env keys, and the variables whose value came
+    from the .env file. An empty value means "not set" (as in .env.example), never "empty string".
+    """
+    from_file: dict[str, str] = {}
     unknown: list[str] = []
     if env_file is not None and env_file.is_file():
-        for key, value in dotenv_values(env_file).items():
+        for key, value in read_env_file(env_file).items():
             if key in ENV_KEYS:
-                merged[key] = value or ""
+                if value is not None and value.strip():
+                    from_file[key] = value.strip()
             elif not key.startswith(FOREIGN_ENV_PREFIXES):
                 unknown.append(key)
-    for key in ENV_KEYS:
-        if key in environ:
-            merged[key] = environ[key]
-    # An empty value means "not set" (as in .env.example), never "empty string".
-    return {k: v.strip() for k, v in merged.items() if v is not None and v.strip() != ""}, unknown
+    from_env = {k: environ[k].strip() for k in ENV_KEYS if k in environ and environ[k].strip()}
+    merged = {**_by_setting(from_file, str(env_file)), **_by_setting(from_env, "the environment")}
+    return merged, unknown, {name for name, _ in merged.values() if name not in from_env}

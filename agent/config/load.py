@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from agent.config.env import ENV_KEYS, env_overrides
+from agent.config.env import env_overrides
 from agent.config.settings import Settings
 from agent.errors import ConfigError, validation_problems
 
@@ -63,14 +63,15 @@ def load_settings(
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
 
-    env_values, unknown = env_overrides(Path(env_file) if env_file else None, dict(os.environ if environ is None else environ))
+    env_path = Path(env_file).absolute() if env_file else None
+    env_values, unknown, _from_file = env_overrides(env_path, dict(os.environ if environ is None else environ))
     if unknown:
         raise ConfigError(
             f".env has unknown key(s): {', '.join(sorted(unknown))}. Allowed keys are listed in .env.example"
         )
-    env_for_path = {ENV_KEYS[k]: f"env {k}" for k in env_values}
-    for key, value in env_values.items():
-        _set_path(raw, ENV_KEYS[key], value)
+    env_for_path = {cfg_path: f"env {name}" for cfg_path, (name, _) in env_values.items()}
+    for cfg_path, (_name, value) in env_values.items():
+        _set_path(raw, cfg_path, value)
     for cfg_path, value in (overrides or {}).items():
         if value is not None:
             _set_path(raw, cfg_path, value)

@@ -115,6 +115,7 @@ class TimeframeSettings(_Strict):
 class MarketSettings(_Strict):
     source: Literal["sim", "csv", "auto", "yfinance", "brapi"] = "sim"
     data_dir: Path | None = None
+    brapi_base_url: str = "https://brapi.dev/api"  # the API root (the original guide's BRAPI_BASE_URL)
     lookback_bars: int = Field(300, ge=30, le=20_000)
     min_bars: int = Field(60, ge=30, le=20_000)
     max_stale_sessions: int = Field(1, ge=0, le=250)
@@ -124,6 +125,13 @@ class MarketSettings(_Strict):
     live_min_interval_s: float = Field(1.0, ge=0.0, le=60.0)
     sim_seed: int = 7
     timeframes: TimeframeSettings = TimeframeSettings()
+
+    @field_validator("brapi_base_url")
+    @classmethod
+    def _brapi_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("must be an http(s) URL such as https://brapi.dev/api")
+        return v.rstrip("/")
 
     @model_validator(mode="after")
     def _lookback_covers_min(self) -> "MarketSettings":
@@ -169,6 +177,7 @@ class MetricsSettings(_Strict):
     enabled: bool = True
     bind: str = "127.0.0.1"
     port: int = Field(9108, ge=1, le=65535)
+    grafana_port: int = Field(3000, ge=1, le=65535)  # GRAFANA_PORT: Grafana in the deploy files
 
 
 class AlertSettings(_Strict):
