@@ -300,9 +300,9 @@ def control(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
     except ConfigError as exc:
         return exit_code(exc)
-    if settings.database_url is None and not settings.database_path.is_file():
-        print_error(ConfigError(f"no agent database at {settings.database_path.resolve()}: run this from the project "
-                                "directory, or set DATABASE_PATH to the database the agent uses"))
+    if settings.database_url is None and not settings.ledger_path.is_file():
+        print_error(ConfigError(f"DATABASE_PATH: no agent database at {settings.ledger_path.resolve()}: set "
+                                "DATABASE_PATH to the database the agent uses"))
         return EXIT_CONFIG
     switch = KillSwitch(settings.store)
     now = b3_timestamp(datetime.now(B3_TZ))

@@ -1,5 +1,5 @@
-"""Where settings come from: .env lines that are not KEY=value, and two names (the project's and the original
-guide's) for one setting."""
+"""Where settings come from: .env lines that are not KEY=value, two names (the project's and the original
+guide's) for one setting, paths relative to the project (not the current directory), DATABASE_PATH as a folder."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_settings
+from agent.config import PROJECT_ROOT, load_settings
 from agent.errors import ConfigError
 
 
@@ -86,3 +86,40 @@ def test_the_brapi_adapter_asks_under_the_api_root(base_url, host, path):
     provider.get_bars("PETR4", lookback=20)
     (req,) = server.requests
     assert (req.url.host, req.url.path) == (host, path)
+
+
+# --------------------------------------------------------------------------- paths (issue 15, defect 15)
+
+def test_default_paths_are_the_projects_whatever_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = load(tmp_path)
+    assert s.logging.dir == PROJECT_ROOT / "logs"
+    assert s.ledger_path == PROJECT_ROOT / "data" / "agent.db"
+    assert s.llm_cache_path == PROJECT_ROOT / "data" / "llm_cache.db"
+
+
+def test_a_relative_path_in_dotenv_is_relative_to_the_dotenv_folder(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(tmp_path)
+    s = load(project, "LOG_DIR=mylogs\nDATABASE_PATH=state/ledger.db\n")
+    assert s.logging.dir == project / "mylogs" and s.ledger_path == project / "state" / "ledger.db"
+
+
+def test_a_relative_path_in_the_environment_is_relative_to_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = load(tmp_path, environ={"LOG_DIR": "here"})
+    assert s.logging.dir.resolve() == tmp_path / "here"
+
+
+# --------------------------------------------------------------------------- DATABASE_PATH as a folder
+
+def test_database_path_as_a_folder_holds_the_ledger_and_the_caches(tmp_path):
+    (tmp_path / "existing").mkdir()
+    for folder in (tmp_path / "existing", tmp_path / "not-yet"):
+        s = load(tmp_path, environ={"DATABASE_PATH": str(folder)})
+        assert s.ledger_path == folder / "agent.db" and s.llm_cache_path == folder / "llm_cache.db"
+    s = load(tmp_path, environ={"DATABASE_PATH": str(tmp_path / "ledger.sqlite")})
+    assert s.ledger_path == tmp_path / "ledger.sqlite"  # a file path still works
+    s = load(tmp_path, environ={"DATABASE_PATH": str(tmp_path / "f"), "LLM_CACHE_PATH": str(tmp_path / "c.db")})
+    assert s.llm_cache_path == tmp_path / "c.db"  # LLM_CACHE_PATH still wins

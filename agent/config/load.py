@@ -12,10 +12,10 @@ import yaml
 from pydantic import ValidationError
 
 from agent.config.env import env_overrides
+from agent.config.paths import PROJECT_ROOT, anchor_paths
 from agent.config.settings import Settings
 from agent.errors import ConfigError, validation_problems
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.yaml"
 DEFAULT_ENV_PATH = PROJECT_ROOT / ".env"
 
@@ -64,14 +64,17 @@ def load_settings(
         raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
 
     env_path = Path(env_file).absolute() if env_file else None
-    env_values, unknown, _from_file = env_overrides(env_path, dict(os.environ if environ is None else environ))
+    env_values, unknown, from_file = env_overrides(env_path, dict(os.environ if environ is None else environ))
     if unknown:
         raise ConfigError(
             f".env has unknown key(s): {', '.join(sorted(unknown))}. Allowed keys are listed in .env.example"
         )
+    anchor_paths(raw, path.absolute().parent)
     env_for_path = {cfg_path: f"env {name}" for cfg_path, (name, _) in env_values.items()}
-    for cfg_path, (_name, value) in env_values.items():
+    for cfg_path, (name, value) in env_values.items():
         _set_path(raw, cfg_path, value)
+        if name in from_file and env_path is not None:
+            anchor_paths(raw, env_path.parent, only=cfg_path)
     for cfg_path, value in (overrides or {}).items():
         if value is not None:
             _set_path(raw, cfg_path, value)

@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from agent.config.paths import PROJECT_ROOT
+
 Timeframe = Literal["1m", "5m", "15m", "30m", "1h", "1d", "1wk"]
 
 
@@ -168,7 +170,7 @@ class NewsSettings(_Strict):
 
 class LoggingSettings(_Strict):
     level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    dir: Path = Path("logs")
+    dir: Path = PROJECT_ROOT / "logs"
     retention_days: int = Field(30, ge=1, le=3650)
     fsync: bool = False
 
@@ -232,7 +234,7 @@ class KillSwitchSettings(_Strict):
 class BacktestSettings(_Strict):
     """Walk-forward backtests (python -m agent.backtest)."""
 
-    cache_path: Path = Path("data/llm_cache.db")  # replayed LLM answers: a rerun makes no LLM call
+    cache_path: Path | None = None  # replayed LLM answers (a rerun makes no LLM call); None: beside the ledger
     min_years_to_annualise: float = Field(0.95, ge=0.0, le=50.0)  # shorter windows get no CAGR/Sharpe/Sortino/Calmar
     risk_free_file: Path | None = None  # CSV of date,annual_rate (CDI/Selic); default: risk.risk_free_rate
     # When each model was released: its training data ends before. A backtest window that starts earlier

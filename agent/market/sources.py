@@ -110,7 +110,7 @@ def _live(settings: Settings, name: str) -> MarketDataProvider:
                                                  min_interval_s=m.live_min_interval_s, max_jump=m.max_jump)
     else:
         live = YFinanceProvider(min_interval_s=m.live_min_interval_s, max_jump=m.max_jump)
-    return CachedProvider(RetryingProvider(live), BarCache(settings.database_path), daily_cache_is_fresh,
+    return CachedProvider(RetryingProvider(live), BarCache(settings.ledger_path), daily_cache_is_fresh,
                           completed_daily_bars)
 
 
