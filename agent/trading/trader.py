@@ -20,6 +20,7 @@ from loguru import logger
 
 from agent.config import KillSwitchSettings, Settings
 from agent.market.calendar import B3_TZ, b3_timestamp
+from agent.market.validation import is_index_ticker
 from agent.ops.alerts import AlertQueue, halt_alert, trade_alert
 from agent.ops.metrics import COUNTERS
 from agent.store.db import Database, open_database
@@ -61,6 +62,8 @@ class PaperTrader:
 
     def guard(self, ticker: str, decision_id: str | None = None) -> str | None:
         """Why a new BUY of ``ticker`` (decision ``decision_id``) must not happen now, or None."""
+        if is_index_ticker(ticker):
+            return f"{ticker} is an index: analysed and recorded, never traded"
         state = self.switch.state
         if state != TradingState.RUNNING:
             return f"kill switch is {state.value}: no new buys"
