@@ -123,3 +123,7 @@ def test_database_path_as_a_folder_holds_the_ledger_and_the_caches(tmp_path):
     assert s.ledger_path == tmp_path / "ledger.sqlite"  # a file path still works
     s = load(tmp_path, environ={"DATABASE_PATH": str(tmp_path / "f"), "LLM_CACHE_PATH": str(tmp_path / "c.db")})
     assert s.llm_cache_path == tmp_path / "c.db"  # LLM_CACHE_PATH still wins
+
+
+def test_two_names_with_the_same_boolean_written_differently_agree(tmp_path):
+    assert load(tmp_path, "ENABLE_METRICS=yes\nMETRICS_ENABLED=true\n").metrics.enabled is True

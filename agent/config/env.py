@@ -91,7 +91,7 @@ ENV_KEYS.update({
     "GRAFANA_PORT": ("metrics", "grafana_port"),
 })
 SECRET_ENV_KEYS = frozenset({"BRAPI_TOKEN", "TELEGRAM_TOKEN", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "DATABASE_URL",
-                             "DASHBOARD_TOKEN", "SLACK_WEBHOOK", "EMAIL_PASSWORD"})
+                             "DASHBOARD_TOKEN", "SLACK_WEBHOOK", "EMAIL_PASSWORD", "APPRISE_URLS"})
 # Keys .env may hold that belong to other tools (LangGraph Studio and server, LangSmith); accepted silently.
 # REDIS_URL (in the original guide's block) is the LangGraph server's queue, not read by the agent.
 FOREIGN_ENV_PREFIXES = ("LANGSMITH_", "LANGCHAIN_", "LANGGRAPH_", "OLLAMA_NUM_", "REDIS_")
@@ -115,13 +115,19 @@ def read_env_file(env_file: Path) -> dict[str, str | None]:
     return dotenv_values(stream=io.StringIO(text))
 
 
+def _plain(value: str) -> str:
+    """A value as the setting reads it: ``1``, ``yes`` and ``on`` are ``true`` for a boolean."""
+    v = value.strip().lower()
+    return {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}.get(v, value.strip())
+
+
 def _by_setting(values: dict[str, str], where: str) -> dict[tuple[str, ...], tuple[str, str]]:
     """``{config key path: (variable, value)}`` of one source. Two names of one setting (the project's and the
     original guide's) may both be set only to the same value."""
     out: dict[tuple[str, ...], tuple[str, str]] = {}
     for key, value in values.items():
         path = ENV_KEYS[key]
-        if path in out and out[path][1] != value:
+        if path in out and _plain(out[path][1]) != _plain(value):
             raise ConfigError(f"{out[path][0]} and {key} are two names for the same setting ({'.'.join(path)}) "
                               f"and {where} sets them to different values: keep one of them")
         out[path] = (key, value)

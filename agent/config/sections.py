@@ -179,7 +179,7 @@ class MetricsSettings(_Strict):
     enabled: bool = True
     bind: str = "127.0.0.1"
     port: int = Field(9108, ge=1, le=65535)
-    grafana_port: int = Field(3000, ge=1, le=65535)  # GRAFANA_PORT: Grafana in the deploy files
+    grafana_port: int = Field(3000, ge=1, le=65535)  # Grafana's, in deploy/compose.yaml (the agent serves none)
 
 
 class AlertSettings(_Strict):
