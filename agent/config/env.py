@@ -125,12 +125,15 @@ def _by_setting(values: dict[str, str], where: str) -> dict[tuple[str, ...], tup
     """``{config key path: (variable, value)}`` of one source. Two names of one setting (the project's and the
     original guide's) may both be set only to the same value."""
     out: dict[tuple[str, ...], tuple[str, str]] = {}
+    clashes = []
     for key, value in values.items():
         path = ENV_KEYS[key]
         if path in out and _plain(out[path][1]) != _plain(value):
-            raise ConfigError(f"{out[path][0]} and {key} are two names for the same setting ({'.'.join(path)}) "
-                              f"and {where} sets them to different values: keep one of them")
+            first, second = sorted((out[path][0], key))
+            clashes.append(f"{first} and {second} name the same setting ({'.'.join(path)})")
         out[path] = (key, value)
+    if clashes:  # the values are never quoted: they may be secrets
+        raise ConfigError(f"{'; '.join(clashes)}, and {where} sets them to different values: keep one name of each")
     return out
 
 
