@@ -118,7 +118,8 @@ def test_sizing_never_breaks_any_of_the_four_caps(capital, entry, stop_fraction,
 
 @PROPERTY
 @given(entry=st.floats(min_value=1.0, max_value=1e4), shares=st.integers(min_value=0, max_value=10**6),
-       fraction=st.floats(min_value=1e-3, max_value=5.0), brl=st.one_of(st.none(), st.floats(min_value=1.0, max_value=1e7)))
+       fraction=st.floats(min_value=1e-3, max_value=5.0),
+       brl=st.one_of(st.none(), st.floats(min_value=1.0, max_value=1e7)))
 def test_the_target_is_the_nearer_of_the_two(entry, shares, fraction, brl):
     price, bound = take_profit_target(entry, shares, fraction, brl, lot_size=100)
     by_fraction = entry * (1 + fraction)
@@ -154,8 +155,9 @@ def test_pyramiding_adds_stop_at_max_position_size_shares(tmp_path):
     from tests.test_loop import setup_loop
 
     loop, days, _ = setup_loop(tmp_path, tickers=("PETR4",), overrides={
-        ("broker", "allow_pyramiding"): True, ("risk", "max_position_fraction"): 1.0, ("risk", "max_loss_fraction"): 0.5,
-        ("risk", "max_position_size"): 300, ("risk", "max_loss_per_trade"): 200.0})  # the BRL cap sizes entries below 300
+        ("broker", "allow_pyramiding"): True, ("risk", "max_position_fraction"): 1.0,
+        ("risk", "max_loss_fraction"): 0.5, ("risk", "max_position_size"): 300,
+        ("risk", "max_loss_per_trade"): 200.0})  # the BRL cap sizes each entry below 300 shares
     for _ in range(4):
         loop.run_cycle()
         days.advance()

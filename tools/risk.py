@@ -232,7 +232,8 @@ def risk_snapshot(close: pd.Series | np.ndarray | list[float], atr: float | None
                                            max_shares=limits.max_position_size, max_loss_brl=limits.max_loss_per_trade)
         target, target_bound = take_profit_target(entry, shares, limits.profit_target_fraction, limits.profit_target,
                                                   limits.lot_size)
-        tp_distance = entry * limits.profit_target_fraction if target_bound == "PROFIT_TARGET_FRACTION" else target - entry
+        by_fraction = target_bound == "PROFIT_TARGET_FRACTION"
+        tp_distance = entry * limits.profit_target_fraction if by_fraction else target - entry
         rr = tp_distance / (entry - stop) if entry > stop else None
         if rr is None or rr < limits.min_reward_risk:
             blocks.append(f"reward/risk {rr if rr is None else round(rr, 2)} below minimum {limits.min_reward_risk}")
