@@ -33,8 +33,8 @@ from typing import Any, Callable
 
 from loguru import logger
 
-from agent.cli import EXIT_CONFIG, add_run_flags, exit_code, start
-from agent.config import LAYER_NAMES, load_settings
+from agent.cli import EXIT_CONFIG, add_run_flags, exit_code, settings_from_args, start
+from agent.config import LAYER_NAMES
 from agent.dashboard.server import serve_in_thread
 from agent.deps import CascadeDeps
 from agent.errors import ConfigError, ProviderError
@@ -42,12 +42,20 @@ from agent.graph import build_graph
 from agent.llm.cache import LLMCache
 from agent.market.calendar import B3_TZ, b3_timestamp, default_calendar
 from agent.market.validation import without_future_bars
-from agent.ops.alerts import AlertQueue, build_alerts, dashboard_link, decision_alert, halt_alert, stall_alert
+from agent.ops.alerts import (
+    AlertQueue,
+    build_alerts,
+    dashboard_link,
+    decision_alert,
+    halt_alert,
+    stall_alert,
+)
 from agent.ops.logs import perf_log
 from agent.ops.metrics import COUNTERS
 from agent.ops.metrics_server import serve_metrics
 from agent.ops.watchdog import Watchdog
 from agent.scheduler import LayerMajorScheduler, decide_ticker_major
+from agent.store.checks import ledger_errors
 from agent.trace import print_error
 from agent.trading.backoff import Backoff, failure_kind
 from agent.trading.heartbeat import LoopHealth
@@ -314,23 +322,30 @@ class TradingLoop:
 def control(args: argparse.Namespace) -> int:
     """--halt / --no-new-buys / --resume / --status: change or show the persisted kill switch."""
     try:
-        settings = load_settings(args.config)
+        settings = settings_from_args(args)
     except ConfigError as exc:
         return exit_code(exc)
-    if settings.database_url is None and not settings.database_path.is_file():
-        print_error(ConfigError(f"no agent database at {settings.database_path.resolve()}: run this from the project "
-                                "directory, or set DATABASE_PATH to the database the agent uses"))
+    if settings.database_url is None and not settings.ledger_path.is_file():
+        print_error(ConfigError(f"DATABASE_PATH: no agent database at {settings.ledger_path.resolve()}: set "
+                                "DATABASE_PATH to the database the agent uses"))
         return EXIT_CONFIG
-    switch = KillSwitch(settings.store)
     now = b3_timestamp(datetime.now(B3_TZ))
-    if args.halt is not None:
-        switch.set(TradingState.HALTED, args.halt or "halted by the operator", "operator", now)
-    elif args.no_new_buys is not None:
-        switch.set(TradingState.NO_NEW_BUYS, args.no_new_buys or "no new buys, set by the operator", "operator", now)
-    elif args.resume:
-        switch.set(TradingState.RUNNING, "resumed by the operator", "operator", now)
-    sys.stdout.write(json.dumps(switch.status()) + "\n")
+    try:
+        with ledger_errors(settings.ledger_path):
+            switch = KillSwitch(settings.store)
+            if args.halt is not None:
+                switch.set(TradingState.HALTED, args.halt or "halted by the operator", "operator", now)
+            elif args.no_new_buys is not None:
+                switch.set(TradingState.NO_NEW_BUYS, args.no_new_buys or "no new buys, set by the operator",
+                           "operator", now)
+            elif args.resume:
+                switch.set(TradingState.RUNNING, "resumed by the operator", "operator", now)
+            status = switch.status()
+    except ConfigError as exc:  # a damaged or unusable ledger
+        return exit_code(exc)
+    sys.stdout.write(json.dumps(status) + "\n")
     return 0
+
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -360,13 +375,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ProviderError) as exc:
         return exit_code(exc)
     settings = deps.settings
-    if settings.llm.temperature == 0:
-        # with daily bars the loop asks again about an unchanged bar every cycle: the same question to the
-        # same model gets its answer from the cache (records say ``cached``); any new input is asked afresh
-        deps.llm_cache = LLMCache(settings.llm_cache_store)
     try:
-        trader = PaperTrader.from_settings(settings, clock=deps.clock)
-    except ConfigError as exc:  # e.g. a ledger made by an older version
+        with ledger_errors(settings.ledger_path):
+            trader = PaperTrader.from_settings(settings, clock=deps.clock)
+        if settings.llm.temperature == 0:
+            # with daily bars the loop asks again about an unchanged bar every cycle: the same question to the
+            # same model gets its answer from the cache (records say ``cached``); any new input is asked afresh
+            deps.llm_cache = LLMCache(settings.llm_cache_store)
+    except ConfigError as exc:  # DATABASE_PATH, DATABASE_URL or LLM_CACHE_PATH unusable, or an older ledger
         return exit_code(exc)
     alerts = build_alerts(settings)
     trader.alerts = alerts

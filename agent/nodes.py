@@ -18,7 +18,7 @@ from agent.deps import CascadeDeps
 from agent.errors import AgentError, DataError
 from agent.market.bars import OHLCV
 from agent.market.calendar import B3_TZ, b3_timestamp
-from agent.market.validation import without_future_bars
+from agent.market.validation import is_index_ticker, without_future_bars
 from agent.news.injection import sanitize_for_prompt, screen_headline
 from agent.news.selection import (
     CLOCK_SKEW_TOLERANCE,
@@ -211,6 +211,7 @@ def decide(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
     config_version = s.fingerprint()
     bar_date = market.get("bar_date")
     record_id = decision_id(ticker, bar_date or state.get("as_of") or "no-bar", config_version, prompt_version)
+    index = is_index_ticker(ticker)
 
     if state.get("error"):
         reason = state["error"]
@@ -223,7 +224,9 @@ def decide(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
         shares = apply_size_factor(risk["shares"], factor, s.risk.lot_size)
         position = Position(shares=shares, entry=risk["entry"], stop=risk["stop"],
                             take_profit=risk["take_profit"], size_factor=min(factor, 1.0))
-        if risk.get("blocks"):
+        if index:
+            discarded_at, reason = "portfolio", f"{ticker} is an index: analysed and recorded, never traded"
+        elif risk.get("blocks"):
             discarded_at, reason = "decision", f"risk rule: {'; '.join(risk['blocks'])}"
         elif shares <= 0:
             discarded_at, reason = "decision", f"position shrunk to zero lots (size factor {factor:.2f})"
@@ -236,6 +239,7 @@ def decide(state: CascadeState, deps: CascadeDeps) -> dict[str, Any]:
         decision_id=record_id,
         ts=b3_timestamp(deps.clock()),
         ticker=ticker,
+        instrument="index" if index else "stock",
         bar_date=bar_date,
         decision=decision,
         confidence=confidence,

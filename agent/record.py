@@ -70,6 +70,9 @@ class DecisionRecord(BaseModel):
     decision_id: str
     ts: str  # ISO-8601 with timezone: when the decision was made
     ticker: str
+    # an index (IBOV in B3_TICKERS) goes through the cascade and is recorded like a stock, but is never traded:
+    # its decision is always HOLD, and the reason says so
+    instrument: Literal["stock", "index"] = "stock"
     bar_date: str | None  # the last bar the decision saw
     # outcome
     decision: Literal["BUY", "HOLD"]

@@ -1,4 +1,4 @@
-"""Rich rendering: the loud banner for embedded defaults and the layer-by-layer trace.
+"""Rich rendering: the start-up banners (embedded defaults, each layer's model) and the layer-by-layer trace.
 
 Everything except the trace itself goes to stderr, so ``--json`` keeps stdout pure JSON.
 """
@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from agent.config import ENV_KEYS, LAYER_NAMES
 from agent.deps import CascadeDeps
 
 console_out = Console()
@@ -38,6 +39,19 @@ def announce_defaults(deps: CascadeDeps) -> None:
     if lines:
         console_err.print(Panel("\n".join(lines), title="embedded defaults in use", border_style="bold yellow",
                                 expand=False))
+
+
+def announce_models(deps: CascadeDeps) -> None:
+    """The start-up banner (stderr): each cascade layer, the model that answers it and the variable that sets it."""
+    env_for = {path[1]: name for name, path in ENV_KEYS.items() if path[0] == "layers" and path[-1] == "model"}
+    where = deps.llm_host if deps.provider.name == "ollama" else deps.provider.name
+    lines = [f"cascade models ({deps.provider.name}: {where})"]
+    for i, layer in enumerate(LAYER_NAMES, start=1):
+        configured = deps.settings.layers.model_for(layer)
+        used = deps.provider.models.get(layer, configured)
+        note = "" if used == configured else f"  (configured: {configured})"
+        lines.append(f"  layer {i} {layer:<16} {used}  [{env_for.get(layer, '-')}]{note}")
+    console_err.print("\n".join(lines), highlight=False, soft_wrap=True)
 
 
 def _fmt(value: Any, digits: int = 2) -> str:

@@ -93,7 +93,7 @@ def test_secrets_never_appear_in_reprs_or_errors():
 def test_fingerprint_changes_with_decision_settings_only():
     base = make_settings()
     assert base.fingerprint() == make_settings({("logging", "dir"): "elsewhere"}).fingerprint()
-    assert base.fingerprint() != make_settings({("risk", "max_position_size"): 0.05}).fingerprint()
+    assert base.fingerprint() != make_settings({("risk", "max_position_fraction"): 0.05}).fingerprint()
 
 
 def test_an_intraday_primary_timeframe_is_refused():

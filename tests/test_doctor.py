@@ -40,7 +40,7 @@ def test_missing_model_blocks_and_gives_the_pull_line(tmp_path):
     with OllamaStub(models=[m for m in MODELS.values() if m != "gemma3:4b"]) as stub:
         text, code = report(settings_for(stub.url, tmp_path))
     assert code == 1
-    assert "[FAIL] ollama   model gemma3:4b for final_score (OLLAMA_MODEL_FAST) is not pulled" in text
+    assert "[FAIL] ollama   model gemma3:4b for final_score (OLLAMA_MODEL_SENTIMENT) is not pulled" in text
     assert "fix: ollama pull gemma3:4b" in text
     assert "latency  final_score" not in text  # a missing model is not timed
 

@@ -30,7 +30,12 @@ from agent.ops.metrics import COUNTERS
 from agent.store.jsonl import read_jsonl
 from agent.trading.trader import PaperTrader
 from tests.conftest import AS_OF, make_deps, require_shared_data
-from tests.llm.test_ollama_contract import MODELS, ollama_deps, passing_answers, stub_settings
+from tests.llm.test_ollama_contract import (
+    MODELS,
+    ollama_deps,
+    passing_answers,
+    stub_settings,
+)
 from tests.test_loop import setup_loop
 
 LAST_SESSION = "2025-06-30"  # conftest's FIXED_NOW is that day, 18:00 in São Paulo

@@ -21,9 +21,17 @@ from agent.deps import CascadeDeps
 from agent.eval.ollama_stub import OllamaStub
 from agent.eval.passing import LOOSE_RISK, PASS
 from agent.graph import build_graph, run_cascade
-from agent.layers.chart import CHART_BARS, HEIGHT_PX, WIDTH_PX, ChartPlan, plan_chart, render_png, vision_note
+from agent.layers.chart import (
+    CHART_BARS,
+    HEIGHT_PX,
+    WIDTH_PX,
+    ChartPlan,
+    plan_chart,
+    render_png,
+    vision_note,
+)
 from agent.llm.cache import LLMCache
-from agent.llm.providers import ProviderChoice, make_model_factory, resolve_provider
+from agent.llm.providers import make_model_factory, resolve_provider
 from agent.market.sim import SimProvider
 from agent.prompts import PromptLibrary
 from agent.store.jsonl import DecisionSink

@@ -439,18 +439,18 @@ def test_an_error_outside_the_cascade_never_stops_the_loop(tmp_path):
 
 def test_pyramiding_adds_stay_under_the_size_cap_and_never_loosen_the_stop(tmp_path):
     loop, days, _ = setup_loop(tmp_path, tickers=("PETR4",), overrides={
-        ("broker", "allow_pyramiding"): True, ("risk", "capital"): 100_000.0, ("risk", "max_position_size"): 0.10,
-        ("risk", "max_loss_per_trade"): 0.002})  # the loss cap sizes the first entry below the size cap
+        ("broker", "allow_pyramiding"): True, ("risk", "capital"): 100_000.0, ("risk", "max_position_fraction"): 0.10,
+        ("risk", "max_loss_fraction"): 0.002})  # the loss cap sizes the first entry below the size cap
     for _ in range(4):
         loop.run_cycle()
         days.advance()
     filled = loop.trader.broker.orders("filled")
     assert len(filled) == 2 and filled[1]["qty"] < filled[0]["qty"]  # the add was shrunk to the room left
     [pos] = loop.trader.broker.positions().values()
-    assert pos["qty"] * pos["entry"] <= 100_000 * 0.10  # within MAX_POSITION_SIZE
+    assert pos["qty"] * pos["entry"] <= 100_000 * 0.10  # within MAX_POSITION_FRACTION
     assert pos["stop"] == pytest.approx(max(o["stop"] for o in filled))  # the tighter stop
     later = list(loop.deps.sink.records())[-1]
-    assert later["decision"] == "HOLD" and "MAX_POSITION_SIZE cap" in later["reason"]
+    assert later["decision"] == "HOLD" and "size cap" in later["reason"]
 
 
 def test_a_halt_set_just_before_a_fill_still_wins(tmp_path):

@@ -90,38 +90,72 @@ def atr_stop(entry: float, atr: float, multiple: float) -> float:
 
 
 def take_profit(entry: float, profit_target: float) -> float:
+    """The take-profit price ``profit_target`` (a fraction) above the entry."""
     return entry * (1.0 + profit_target)
 
 
-def position_size(
+def take_profit_target(entry: float, shares: int, profit_target_fraction: float,
+                       profit_target_brl: float | None = None, lot_size: int = 100) -> tuple[float, str]:
+    """The take-profit price and the limit that set it: PROFIT_TARGET (BRL gained by the whole position) or
+    PROFIT_TARGET_FRACTION (of the entry price), whichever is reached first. With no shares (a blocked
+    entry) the BRL target is spread over one lot."""
+    by_fraction = take_profit(entry, profit_target_fraction)
+    if profit_target_brl is None:
+        return by_fraction, "PROFIT_TARGET_FRACTION"
+    by_brl = entry + profit_target_brl / max(shares, lot_size, 1)
+    return (by_brl, "PROFIT_TARGET") if by_brl < by_fraction else (by_fraction, "PROFIT_TARGET_FRACTION")
+
+
+def size_position(
     capital: float,
     entry: float,
     stop: float,
-    max_position_size: float,
-    max_loss_per_trade: float,
+    max_position_fraction: float,
+    max_loss_fraction: float,
     lot_size: int = 100,
-) -> int:
-    """Shares to buy, in whole lots, inside both caps.
+    *,
+    max_shares: int | None = None,
+    max_loss_brl: float | None = None,
+) -> tuple[int, str | None]:
+    """Shares to buy, in whole lots, inside every cap, and the cap that bound (None when nothing can be bought).
 
-    - value cap: shares x entry <= capital x max_position_size
-    - loss cap:  shares x (entry - stop) <= capital x max_loss_per_trade
+    - MAX_POSITION_FRACTION: shares x entry <= capital x max_position_fraction
+    - MAX_LOSS_FRACTION:     shares x (entry - stop) <= capital x max_loss_fraction
+    - MAX_POSITION_SIZE:     shares <= max_shares (the original guide's unit)
+    - MAX_LOSS_PER_TRADE:    shares x (entry - stop) <= max_loss_brl (BRL, the original guide's unit)
     """
-    if not all(math.isfinite(x) for x in (capital, entry, stop, max_position_size, max_loss_per_trade)):
-        return 0  # a NaN would silently disable a cap
-    if capital <= 0 or entry <= 0 or lot_size < 1:
-        return 0
+    optional = [x for x in (max_shares, max_loss_brl) if x is not None]
+    if not all(math.isfinite(x) for x in (capital, entry, stop, max_position_fraction, max_loss_fraction, *optional)):
+        return 0, None  # a NaN would silently disable a cap
+    if capital <= 0 or entry <= 0 or lot_size < 1 or any(x <= 0 for x in optional):
+        return 0, None
     per_share_risk = entry - stop
     if per_share_risk <= 0:
-        return 0
-    by_value = capital * max_position_size / entry
-    by_loss = capital * max_loss_per_trade / per_share_risk
-    lots = math.floor(min(by_value, by_loss) / lot_size + 1e-9)
-    shares = max(lots, 0) * lot_size
-    # Guard against float rounding pushing a boundary case over a cap.
-    while shares > 0 and (shares * entry > capital * max_position_size + 1e-6
-                          or shares * per_share_risk > capital * max_loss_per_trade + 1e-6):
+        return 0, None
+    value_cap, loss_cap = capital * max_position_fraction, capital * max_loss_fraction
+    caps = {"MAX_POSITION_FRACTION": value_cap / entry, "MAX_LOSS_FRACTION": loss_cap / per_share_risk}
+    if max_shares is not None:
+        caps["MAX_POSITION_SIZE"] = float(max_shares)
+    if max_loss_brl is not None:
+        caps["MAX_LOSS_PER_TRADE"] = max_loss_brl / per_share_risk
+    bound = min(caps, key=caps.__getitem__)
+    shares = max(math.floor(caps[bound] / lot_size + 1e-9), 0) * lot_size
+
+    def breaks_a_cap(n: int) -> bool:  # float rounding must never push a boundary case over a cap
+        return (n * entry > value_cap + 1e-6 or n * per_share_risk > loss_cap + 1e-6
+                or (max_shares is not None and n > max_shares)
+                or (max_loss_brl is not None and n * per_share_risk > max_loss_brl + 1e-6))
+
+    while shares > 0 and breaks_a_cap(shares):
         shares -= lot_size
-    return shares
+    return shares, (bound if shares > 0 else None)
+
+
+def position_size(capital: float, entry: float, stop: float, max_position_fraction: float, max_loss_fraction: float,
+                  lot_size: int = 100, *, max_shares: int | None = None, max_loss_brl: float | None = None) -> int:
+    """Shares to buy, in whole lots, inside every cap (``size_position`` without the binding cap)."""
+    return size_position(capital, entry, stop, max_position_fraction, max_loss_fraction, lot_size,
+                         max_shares=max_shares, max_loss_brl=max_loss_brl)[0]
 
 
 def apply_size_factor(shares: int, factor: float, lot_size: int = 100) -> int:
@@ -136,9 +170,12 @@ class RiskLimits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     capital: float
-    max_position_size: float
-    max_loss_per_trade: float
-    profit_target: float
+    max_position_size: int | None = None  # shares
+    max_loss_per_trade: float | None = None  # BRL
+    profit_target: float | None = None  # BRL
+    max_position_fraction: float
+    max_loss_fraction: float
+    profit_target_fraction: float
     atr_stop_multiple: float
     min_reward_risk: float
     max_volatility: float
@@ -165,6 +202,8 @@ class RiskSnapshot(BaseModel):
     shares: int
     position_value: float
     max_loss: float
+    size_bound: str | None = None  # the limit that set ``shares`` (e.g. MAX_LOSS_PER_TRADE); None: no shares
+    target_bound: str = "PROFIT_TARGET_FRACTION"  # the limit that set ``take_profit``
     blocks: list[str]
 
     def numeric(self) -> dict[str, float]:
@@ -180,16 +219,22 @@ def risk_snapshot(close: pd.Series | np.ndarray | list[float], atr: float | None
     window = close[-limits.lookback_bars - 1:]
     entry = float(close[-1])
     blocks: list[str] = []
-    stop = rr = None
+    stop = rr = size_bound = None
     shares = 0
+    target, target_bound = take_profit_target(entry, 0, limits.profit_target_fraction, limits.profit_target,
+                                              limits.lot_size)
     if atr is None or not math.isfinite(atr) or atr <= 0:
         blocks.append("ATR unavailable: cannot place a stop")
     else:
         stop = atr_stop(entry, atr, limits.atr_stop_multiple)
-        tp_distance = entry * limits.profit_target
+        shares, size_bound = size_position(limits.capital, entry, stop, limits.max_position_fraction,
+                                           limits.max_loss_fraction, limits.lot_size,
+                                           max_shares=limits.max_position_size, max_loss_brl=limits.max_loss_per_trade)
+        target, target_bound = take_profit_target(entry, shares, limits.profit_target_fraction, limits.profit_target,
+                                                  limits.lot_size)
+        by_fraction = target_bound == "PROFIT_TARGET_FRACTION"
+        tp_distance = entry * limits.profit_target_fraction if by_fraction else target - entry
         rr = tp_distance / (entry - stop) if entry > stop else None
-        shares = position_size(limits.capital, entry, stop, limits.max_position_size,
-                               limits.max_loss_per_trade, limits.lot_size)
         if rr is None or rr < limits.min_reward_risk:
             blocks.append(f"reward/risk {rr if rr is None else round(rr, 2)} below minimum {limits.min_reward_risk}")
         if shares == 0:
@@ -207,7 +252,7 @@ def risk_snapshot(close: pd.Series | np.ndarray | list[float], atr: float | None
         entry=r6(entry),
         atr=r6(atr) if atr is not None and math.isfinite(atr) else None,
         stop=r6(stop),
-        take_profit=r6(take_profit(entry, limits.profit_target)),
+        take_profit=r6(target),
         reward_risk=r6(rr),
         sharpe=r6(sharpe),
         max_drawdown=r6(mdd),
@@ -216,5 +261,7 @@ def risk_snapshot(close: pd.Series | np.ndarray | list[float], atr: float | None
         shares=int(shares),
         position_value=r6(shares * entry),
         max_loss=r6(shares * (entry - stop)) if stop is not None else 0.0,
+        size_bound=size_bound,
+        target_bound=target_bound,
         blocks=blocks,
     )

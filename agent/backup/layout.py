@@ -77,6 +77,6 @@ class Paths:
 
     @classmethod
     def from_settings(cls, settings: Settings, env_path: Path = DEFAULT_ENV_PATH) -> Paths:
-        db = settings.database_path.absolute()
+        db = settings.ledger_path.absolute()
         return cls(logs=settings.logging.dir.absolute(), data=db.parent, env=Path(env_path).absolute(),
                    backup_dir=settings.backup.dir.absolute(), database_file=db.name)

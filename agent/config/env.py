@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from agent.errors import ConfigError
 
@@ -19,18 +22,23 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "OLLAMA_TIMEOUT": ("ollama", "timeout_s"),
     "OLLAMA_NUM_PARALLEL": ("ollama", "parallel"),
     "OLLAMA_HOSTS": ("ollama", "hosts"),
-    "OLLAMA_MODEL_SENTIMENT": ("layers", "sentiment", "model"),
+    # the original guide's model variables: FAST is layer 1 (the fast filter), SENTIMENT layer 5 (the final score)
+    "OLLAMA_MODEL_FAST": ("layers", "sentiment", "model"),
     "OLLAMA_MODEL_STANDARD": ("layers", "technical", "model"),
     "OLLAMA_MODEL_REASONING": ("layers", "risk", "model"),
     "OLLAMA_MODEL_CODER": ("layers", "data_validation", "model"),
-    "OLLAMA_MODEL_FAST": ("layers", "final_score", "model"),
+    "OLLAMA_MODEL_SENTIMENT": ("layers", "final_score", "model"),
     "MIN_CONFIDENCE": ("decision", "min_confidence"),
     "CAPITAL": ("risk", "capital"),
     "MAX_POSITION_SIZE": ("risk", "max_position_size"),
     "MAX_LOSS_PER_TRADE": ("risk", "max_loss_per_trade"),
     "PROFIT_TARGET": ("risk", "profit_target"),
+    "MAX_POSITION_FRACTION": ("risk", "max_position_fraction"),
+    "MAX_LOSS_FRACTION": ("risk", "max_loss_fraction"),
+    "PROFIT_TARGET_FRACTION": ("risk", "profit_target_fraction"),
     "MARKET_SOURCE": ("market", "source"),
     "MARKET_DATA_DIR": ("market", "data_dir"),
+    "BRAPI_BASE_URL": ("market", "brapi_base_url"),
     "TIMEFRAME_PRIMARY": ("market", "timeframes", "primary"),
     "TIMEFRAME_SECONDARY": ("market", "timeframes", "secondary"),
     "TIMEFRAME_TERTIARY": ("market", "timeframes", "tertiary"),
@@ -82,40 +90,67 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
 }
 SECRET_ENV_KEYS = frozenset({"BRAPI_TOKEN", "TELEGRAM_TOKEN", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "DATABASE_URL",
                              "DASHBOARD_TOKEN", "SLACK_WEBHOOK", "EMAIL_PASSWORD", "APPRISE_URLS"})
-# The original guide's name -> the project's own name for the same setting: either works; both set to
-# different values is an error naming the two (check_synonyms).
-ENV_SYNONYMS = {"SLACK_WEBHOOK": "SLACK_WEBHOOK_URL", "EMAIL_SENDER": "ALERT_EMAIL_FROM",
-                "EMAIL_PASSWORD": "SMTP_PASSWORD", "ENABLE_METRICS": "METRICS_ENABLED"}
-_BOOL_WORDS = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}
-# Keys .env may hold that belong to other tools (LangGraph Studio, LangSmith); accepted silently.
+# Keys .env may hold that belong to other tools (LangGraph Studio and server, LangSmith); accepted silently.
+# REDIS_URL (in the original guide's block) is the LangGraph server's queue, not read by the agent.
 FOREIGN_ENV_PREFIXES = ("LANGSMITH_", "LANGCHAIN_", "LANGGRAPH_", "OLLAMA_NUM_", "REDIS_")
 
 
-def env_overrides(env_file: Path | None, environ: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """Merge .env and the environment (environment wins). Returns (values, unknown .env keys)."""
-    merged: dict[str, str] = {}
+def read_env_file(env_file: Path) -> dict[str, str | None]:
+    """The ``KEY=value`` pairs of a .env file. A line that is not one stops start-up, naming the line:
+    python-dotenv alone would warn on stderr and skip it, and the default would run instead."""
+    try:
+        text = env_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{env_file}: cannot be read: {exc}") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error or (binding.key is not None and binding.value is None):
+            line = binding.original.string.strip()
+            key = re.split(r"[\s:=]", line, maxsplit=1)[0]
+            shown = f"{key} ..." if key in SECRET_ENV_KEYS else line[:80]  # never echo a secret's value
+            hint = f" (write {key}=value)" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else ""
+            raise ConfigError(f"{env_file} line {binding.original.line}: {shown!r} is not KEY=value{hint}. "
+                              "Nothing was started")
+    return dotenv_values(stream=io.StringIO(text))
+
+
+def _plain(value: str) -> str:
+    """A value as the setting reads it: ``1``, ``yes`` and ``on`` are ``true`` for a boolean."""
+    v = value.strip().lower()
+    return {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}.get(v, value.strip())
+
+
+def _by_setting(values: dict[str, str], where: str) -> dict[tuple[str, ...], tuple[str, str]]:
+    """``{config key path: (variable, value)}`` of one source. Two names of one setting (the project's and the
+    original guide's) may both be set only to the same value."""
+    out: dict[tuple[str, ...], tuple[str, str]] = {}
+    clashes = []
+    for key, value in values.items():
+        path = ENV_KEYS[key]
+        if path in out and _plain(out[path][1]) != _plain(value):
+            first, second = sorted((out[path][0], key))
+            clashes.append(f"{first} and {second} name the same setting ({'.'.join(path)})")
+        out[path] = (key, value)
+    if clashes:  # the values are never quoted: they may be secrets
+        raise ConfigError(f"{'; '.join(clashes)}, and {where} sets them to different values: keep one name of each")
+    return out
+
+
+def env_overrides(env_file: Path | None, environ: dict[str, str]) -> tuple[
+        dict[tuple[str, ...], tuple[str, str]], list[str], set[str]]:
+    """Merge .env and the environment (the environment wins, whichever name each uses).
+
+    Returns ``{config key path: (variable, value)}``, the unknown .env keys, and the variables whose value came
+    from the .env file. An empty value means "not set" (as in .env.example), never "empty string".
+    """
+    from_file: dict[str, str] = {}
     unknown: list[str] = []
     if env_file is not None and env_file.is_file():
-        for key, value in dotenv_values(env_file).items():
+        for key, value in read_env_file(env_file).items():
             if key in ENV_KEYS:
-                merged[key] = value or ""
+                if value is not None and value.strip():
+                    from_file[key] = value.strip()
             elif not key.startswith(FOREIGN_ENV_PREFIXES):
                 unknown.append(key)
-    for key in ENV_KEYS:
-        if key in environ:
-            merged[key] = environ[key]
-    # An empty value means "not set" (as in .env.example), never "empty string".
-    return {k: v.strip() for k, v in merged.items() if v is not None and v.strip() != ""}, unknown
-
-
-def check_synonyms(values: dict[str, str]) -> None:
-    """A guide name and the project's name for one setting may both be set, but only to the same value."""
-    def norm(v: str) -> str:
-        v = v.strip().lower()
-        return _BOOL_WORDS.get(v, v)
-
-    clashes = [f"{guide} and {own}" for guide, own in ENV_SYNONYMS.items()
-               if guide in values and own in values and norm(values[guide]) != norm(values[own])]
-    if clashes:
-        raise ConfigError(f"{'; '.join(clashes)} name the same setting but are set to different values: "
-                          "keep one of each pair")
+    from_env = {k: environ[k].strip() for k in ENV_KEYS if k in environ and environ[k].strip()}
+    merged = {**_by_setting(from_file, str(env_file)), **_by_setting(from_env, "the environment")}
+    return merged, unknown, {name for name, _ in merged.values() if name not in from_env}

@@ -11,11 +11,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from agent.config.env import ENV_KEYS, check_synonyms, env_overrides
+from agent.config.env import env_overrides
+from agent.config.paths import PROJECT_ROOT, anchor_paths
 from agent.config.settings import Settings
 from agent.errors import ConfigError, validation_problems
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.yaml"
 DEFAULT_ENV_PATH = PROJECT_ROOT / ".env"
 
@@ -63,15 +63,18 @@ def load_settings(
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
 
-    env_values, unknown = env_overrides(Path(env_file) if env_file else None, dict(os.environ if environ is None else environ))
+    env_path = Path(env_file).absolute() if env_file else None
+    env_values, unknown, from_file = env_overrides(env_path, dict(os.environ if environ is None else environ))
     if unknown:
         raise ConfigError(
             f".env has unknown key(s): {', '.join(sorted(unknown))}. Allowed keys are listed in .env.example"
         )
-    check_synonyms(env_values)
-    env_for_path = {ENV_KEYS[k]: f"env {k}" for k in env_values}
-    for key, value in env_values.items():
-        _set_path(raw, ENV_KEYS[key], value)
+    anchor_paths(raw, path.absolute().parent)
+    env_for_path = {cfg_path: f"env {name}" for cfg_path, (name, _) in env_values.items()}
+    for cfg_path, (name, value) in env_values.items():
+        _set_path(raw, cfg_path, value)
+        if name in from_file and env_path is not None:
+            anchor_paths(raw, env_path.parent, only=cfg_path)
     for cfg_path, value in (overrides or {}).items():
         if value is not None:
             _set_path(raw, cfg_path, value)

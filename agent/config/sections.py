@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from agent.config.paths import PROJECT_ROOT
+
 HTTP_URL = re.compile(r"^https?://[^\s/]+")
 Timeframe = Literal["1m", "5m", "15m", "30m", "1h", "1d", "1wk"]
 
@@ -112,20 +114,6 @@ class DecisionSettings(_Strict):
     min_confidence: float = Field(0.75, ge=0.0, le=1.0)
 
 
-class RiskSettings(_Strict):
-    capital: float = Field(100_000.0, gt=0, le=1e12)
-    max_position_size: float = Field(0.10, gt=0.0, le=1.0)
-    max_loss_per_trade: float = Field(0.02, gt=0.0, le=0.5)
-    profit_target: float = Field(0.06, gt=0.0, le=5.0)
-    atr_stop_multiple: float = Field(1.5, gt=0.0, le=20.0)
-    min_reward_risk: float = Field(1.5, ge=0.0, le=20.0)
-    max_volatility: float = Field(0.80, gt=0.0, le=10.0)
-    max_drawdown: float = Field(0.60, gt=0.0, le=1.0)
-    lookback_bars: int = Field(252, ge=20, le=5000)
-    risk_free_rate: float = Field(0.10, ge=-0.5, le=1.0)
-    lot_size: int = Field(100, ge=1, le=100_000)
-
-
 class TimeframeSettings(_Strict):
     primary: Literal["1d"] = "1d"  # the risk rules (Sharpe, volatility, ATR stop) are calibrated on daily bars
     secondary: Timeframe = "1h"
@@ -135,6 +123,7 @@ class TimeframeSettings(_Strict):
 class MarketSettings(_Strict):
     source: Literal["sim", "csv", "auto", "yfinance", "brapi"] = "sim"
     data_dir: Path | None = None
+    brapi_base_url: str = "https://brapi.dev/api"  # the API root (the original guide's BRAPI_BASE_URL)
     lookback_bars: int = Field(300, ge=30, le=20_000)
     min_bars: int = Field(60, ge=30, le=20_000)
     max_stale_sessions: int = Field(1, ge=0, le=250)
@@ -144,6 +133,13 @@ class MarketSettings(_Strict):
     live_min_interval_s: float = Field(1.0, ge=0.0, le=60.0)
     sim_seed: int = 7
     timeframes: TimeframeSettings = TimeframeSettings()
+
+    @field_validator("brapi_base_url")
+    @classmethod
+    def _brapi_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("must be an http(s) URL such as https://brapi.dev/api")
+        return v.rstrip("/")
 
     @model_validator(mode="after")
     def _lookback_covers_min(self) -> "MarketSettings":
@@ -180,7 +176,7 @@ class NewsSettings(_Strict):
 
 class LoggingSettings(_Strict):
     level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    dir: Path = Path("logs")
+    dir: Path = PROJECT_ROOT / "logs"
     retention_days: int = Field(30, ge=1, le=3650)
     fsync: bool = False
 
@@ -242,7 +238,7 @@ class KillSwitchSettings(_Strict):
 class BacktestSettings(_Strict):
     """Walk-forward backtests (python -m agent.backtest)."""
 
-    cache_path: Path = Path("data/llm_cache.db")  # replayed LLM answers: a rerun makes no LLM call
+    cache_path: Path | None = None  # replayed LLM answers (a rerun makes no LLM call); None: beside the ledger
     min_years_to_annualise: float = Field(0.95, ge=0.0, le=50.0)  # shorter windows get no CAGR/Sharpe/Sortino/Calmar
     risk_free_file: Path | None = None  # CSV of date,annual_rate (CDI/Selic); default: risk.risk_free_rate
     # When each model was released: its training data ends before. A backtest window that starts earlier

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
+from agent.config.paths import LLM_CACHE_FILE, PROJECT_ROOT, ledger_file
+from agent.config.risk_limits import RiskSettings
 from agent.config.sections import (
     AlertSettings,
     BacktestSettings,
@@ -26,7 +28,6 @@ from agent.config.sections import (
     MetricsSettings,
     NewsSettings,
     OllamaSettings,
-    RiskSettings,
     Secrets,
     _Strict,
     comma_list,
@@ -50,7 +51,7 @@ class Settings(_Strict):
     market: MarketSettings = MarketSettings()
     news: NewsSettings = NewsSettings()
     logging: LoggingSettings = LoggingSettings()
-    database_path: Path = Path("data/agent.db")
+    database_path: Path = PROJECT_ROOT / "data" / "agent.db"  # a file, or a folder that holds agent.db
     database_url: SecretStr | None = None  # postgresql://... moves the ledger, kill switch, LLM cache, checkpoints
 
     @field_validator("database_url")
@@ -61,14 +62,24 @@ class Settings(_Strict):
         return v
 
     @property
+    def ledger_path(self) -> Path:
+        """The SQLite ledger: DATABASE_PATH, or agent.db inside it when it is a folder (see config/paths.py)."""
+        return ledger_file(self.database_path)
+
+    @property
+    def llm_cache_path(self) -> Path:
+        """LLM_CACHE_PATH, else llm_cache.db beside the ledger (inside a DATABASE_PATH folder)."""
+        return self.backtest.cache_path or self.ledger_path.parent / LLM_CACHE_FILE
+
+    @property
     def store(self) -> Path | SecretStr:
         """Where the ledger and the kill switch live: Postgres when set, else SQLite at DATABASE_PATH."""
-        return self.database_url or self.database_path
+        return self.database_url or self.ledger_path
 
     @property
     def llm_cache_store(self) -> Path | SecretStr:
-        """Where the LLM answer cache lives: Postgres when set, else SQLite at LLM_CACHE_PATH."""
-        return self.database_url or self.backtest.cache_path
+        """Where the LLM answer cache lives: Postgres when set, else SQLite (``llm_cache_path``)."""
+        return self.database_url or self.llm_cache_path
     metrics: MetricsSettings = MetricsSettings()
     alerts: AlertSettings = AlertSettings()
     loop: LoopSettings = LoopSettings()

@@ -6,8 +6,17 @@ import argparse
 import sys
 
 from agent.config import load_settings
-from agent.doctor.checks import (Line, check_alerts, check_disk, check_embedded, check_latency, check_market,
-                                 check_memory, check_ollama, check_vision)
+from agent.doctor.checks import (
+    Line,
+    check_alerts,
+    check_disk,
+    check_embedded,
+    check_latency,
+    check_market,
+    check_memory,
+    check_ollama,
+    check_vision,
+)
 from agent.doctor.effective import effective_values
 from agent.errors import ConfigError
 

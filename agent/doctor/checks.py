@@ -19,7 +19,11 @@ import httpx
 
 from agent.config import ENV_KEYS, LAYER_NAMES, Settings
 from agent.errors import AgentError, ProviderError
-from agent.llm.embedded import EMBEDDED_MODEL_NAME, embedded_runtime_available, find_embedded_gguf
+from agent.llm.embedded import (
+    EMBEDDED_MODEL_NAME,
+    embedded_runtime_available,
+    find_embedded_gguf,
+)
 from agent.llm.providers import canonical_model, ollama_tags, vision_layers
 
 Status = Literal["ok", "info", "warn", "fail"]

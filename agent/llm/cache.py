@@ -44,7 +44,7 @@ class LLMCache:
     def __init__(self, target: Path | str | SecretStr):
         """``target``: the SQLite file (backtest.cache_path) or a Postgres URL (DATABASE_URL)."""
         self._lock = threading.Lock()
-        self._db = open_database(target)
+        self._db = open_database(target, key="LLM_CACHE_PATH")
         self._db.script(SCHEMA)
         self.hits = self.misses = 0
 

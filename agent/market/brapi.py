@@ -83,14 +83,16 @@ class BrapiProvider:
 
     name = "brapi"
 
-    def __init__(self, token: SecretStr | str | None = None, base_url: str = "https://brapi.dev",
+    def __init__(self, token: SecretStr | str | None = None, base_url: str = "https://brapi.dev/api",
                  client: httpx.Client | None = None, min_interval_s: float = 1.0, *,
                  limiter: RateLimiter | None = None, today: Callable[[], date] = b3_today,
                  timeout_s: float = 15.0, max_jump: float = DEFAULT_MAX_JUMP, max_wait_s: float = 60.0):
         if isinstance(token, str):
             token = SecretStr(token)
         self._token: SecretStr | None = token if token is not None and token.get_secret_value() else None
-        self.base_url = base_url.rstrip("/")
+        # the API root (BRAPI_BASE_URL; https://brapi.dev/api in the original guide); the bare site means its /api
+        root = base_url.rstrip("/")
+        self.base_url = root if root.endswith("/api") else f"{root}/api"
         self._owns_client = client is None
         self._client = client or httpx.Client(timeout=timeout_s, headers={"Accept": "application/json"})
         self.limiter = limiter or RateLimiter(min_interval_s)
@@ -129,7 +131,7 @@ class BrapiProvider:
     # -- HTTP
 
     def _request(self, symbol: str, params: dict[str, str]) -> Any:
-        url = f"{self.base_url}/api/quote/{quote(symbol, safe='')}"
+        url = f"{self.base_url}/quote/{quote(symbol, safe='')}"
         headers = {"Accept": "application/json"}
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"

@@ -106,11 +106,11 @@ class FallbackProvider:
 def _live(settings: Settings, name: str) -> MarketDataProvider:
     m = settings.market
     if name == "brapi":
-        live: MarketDataProvider = BrapiProvider(settings.secrets.brapi_token, min_interval_s=m.live_min_interval_s,
-                                                 max_jump=m.max_jump)
+        live: MarketDataProvider = BrapiProvider(settings.secrets.brapi_token, m.brapi_base_url,
+                                                 min_interval_s=m.live_min_interval_s, max_jump=m.max_jump)
     else:
         live = YFinanceProvider(min_interval_s=m.live_min_interval_s, max_jump=m.max_jump)
-    return CachedProvider(RetryingProvider(live), BarCache(settings.database_path), daily_cache_is_fresh,
+    return CachedProvider(RetryingProvider(live), BarCache(settings.ledger_path), daily_cache_is_fresh,
                           completed_daily_bars)
 
 

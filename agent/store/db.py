@@ -20,6 +20,7 @@ from typing import Any, Iterator
 from pydantic import SecretStr
 
 from agent.errors import ConfigError
+from agent.store.checks import check_sqlite_file, storage_error
 
 
 def is_postgres(target: str | Path | SecretStr | None) -> bool:
@@ -30,17 +31,25 @@ def is_postgres(target: str | Path | SecretStr | None) -> bool:
 class Database:
     dialect = "sqlite"
 
-    def __init__(self, path: Path, scratch: bool = False):
+    def __init__(self, path: Path, scratch: bool = False, key: str = "DATABASE_PATH"):
         """``scratch``: a throwaway file (a backtest's ledger): commits skip the fsync that makes a live
-        ledger survive a power cut, which a file deleted after the run does not need."""
+        ledger survive a power cut, which a file deleted after the run does not need. ``key``: the setting a
+        file SQLite cannot use is blamed on (a ConfigError at start-up, never a traceback)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        if scratch:
-            self._conn.execute("PRAGMA synchronous=OFF")
+        check_sqlite_file(self.path, key)
+        self._conn = None
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            if scratch:
+                self._conn.execute("PRAGMA synchronous=OFF")
+            self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a damaged file fails here
+        except sqlite3.Error as exc:
+            if self._conn is not None:
+                self._conn.close()
+            raise storage_error(key, self.path, exc) from None
 
     def execute(self, sql: str, params: tuple | list | dict = ()) -> Any:
         with self._lock:
@@ -96,7 +105,9 @@ class PostgresDatabase(Database):
         try:
             return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10)
         except psycopg.Error as exc:
-            raise ConfigError(f"DATABASE_URL: cannot connect to Postgres: {type(exc).__name__}") from None
+            raise ConfigError(f"DATABASE_URL: cannot connect to Postgres at {postgres_server(self.url)}: "
+                              f"{_without_password(str(exc), self.url)}. Start that server, or leave DATABASE_URL "
+                              "empty to keep the ledger in SQLite at DATABASE_PATH") from None
 
     def execute(self, sql: str, params: tuple | list | dict = ()) -> Any:
         from psycopg import pq
@@ -140,11 +151,35 @@ def next_seq(db: Database, table: str) -> int:
     return int(db.execute(f"SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM {table}").fetchone()["n"])
 
 
-def open_database(target: str | Path | SecretStr | Database) -> Database:
-    """SQLite at a path, or Postgres for a ``postgresql://`` URL (a Database passes through as it is)."""
+def postgres_server(url: str) -> str:
+    """``host:port/dbname`` of a Postgres URL, without the user or the password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        info = conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 - a malformed URL: psycopg says so when connecting
+        return "(an unreadable URL)"
+    return f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
+
+
+def _without_password(text: str, url: str) -> str:
+    """psycopg's message on one line, the URL's password masked should it ever appear."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        password = conninfo_to_dict(url).get("password")
+    except Exception:  # noqa: BLE001
+        password = None
+    text = " ".join(text.split())
+    return re.sub(rf"(?<![\w]){re.escape(password)}(?![\w])", "***", text) if password else text
+
+
+def open_database(target: str | Path | SecretStr | Database, key: str = "DATABASE_PATH") -> Database:
+    """SQLite at a path, or Postgres for a ``postgresql://`` URL (a Database passes through as it is).
+    ``key`` names the SQLite path's setting in a start-up error."""
     if isinstance(target, Database):
         return target
     if is_postgres(target):
         url = target.get_secret_value() if isinstance(target, SecretStr) else str(target)
         return PostgresDatabase(url)
-    return Database(Path(target))
+    return Database(Path(target), key=key)

@@ -20,6 +20,7 @@ from loguru import logger
 
 from agent.config import KillSwitchSettings, Settings
 from agent.market.calendar import B3_TZ, b3_timestamp
+from agent.market.validation import is_index_ticker
 from agent.ops.alerts import AlertQueue, halt_alert, trade_alert
 from agent.ops.metrics import COUNTERS
 from agent.store.db import Database, open_database
@@ -32,10 +33,12 @@ class PaperTrader:
     def __init__(self, broker: PaperBroker, switch: KillSwitch, limits: KillSwitchSettings,
                  alerts: AlertQueue | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 max_position_value: float | None = None, lot_size: int = 100):
+                 max_position_value: float | None = None, lot_size: int = 100,
+                 max_position_shares: int | None = None):
         self.broker, self.switch, self.limits = broker, switch, limits
         self.alerts, self.clock = alerts, clock
-        self.max_position_value = max_position_value  # MAX_POSITION_SIZE x CAPITAL: a cap adds must respect
+        self.max_position_value = max_position_value  # MAX_POSITION_FRACTION x CAPITAL: a cap adds must respect
+        self.max_position_shares = max_position_shares  # MAX_POSITION_SIZE: the same cap in shares
         self.lot_size = lot_size
 
     @classmethod
@@ -49,8 +52,8 @@ class PaperTrader:
         broker = PaperBroker(db, trades_log or settings.logging.dir / "trades.jsonl", settings.risk.capital,
                              Costs(b.slippage_bps, b.fee_bps, b.commission), b.allow_pyramiding, fills_blocked)
         return cls(broker, switch, settings.kill_switch, alerts,
-                   max_position_value=settings.risk.capital * settings.risk.max_position_size,
-                   lot_size=settings.risk.lot_size, **kw)
+                   max_position_value=settings.risk.capital * settings.risk.max_position_fraction,
+                   max_position_shares=settings.risk.max_position_size, lot_size=settings.risk.lot_size, **kw)
 
     def _ts(self) -> str:
         return b3_timestamp(self.clock())
@@ -59,6 +62,8 @@ class PaperTrader:
 
     def guard(self, ticker: str, decision_id: str | None = None) -> str | None:
         """Why a new BUY of ``ticker`` (decision ``decision_id``) must not happen now, or None."""
+        if is_index_ticker(ticker):
+            return f"{ticker} is an index: analysed and recorded, never traded"
         state = self.switch.state
         if state != TradingState.RUNNING:
             return f"kill switch is {state.value}: no new buys"
@@ -67,8 +72,9 @@ class PaperTrader:
         pos = self.broker.positions().get(ticker)
         if pos and not self.broker.allow_pyramiding:
             return f"a position in {ticker} is already open (pyramiding off)"
-        if pos and self._room(pos) < self.lot_size * last_mark(pos):
-            return f"the {ticker} position is already at the MAX_POSITION_SIZE cap (no room for one more lot)"
+        if pos and self._room_shares(pos) < self.lot_size:
+            return (f"the {ticker} position is already at its size cap (MAX_POSITION_FRACTION of the capital, "
+                    "MAX_POSITION_SIZE shares): no room for one more lot")
         return self.broker.refusal(self.broker.db, ticker, self.limits.max_open_positions)
 
     # ------------------------------------------------------------------ market and decisions
@@ -96,20 +102,25 @@ class PaperTrader:
             logger.warning("{}: BUY {} not queued: {}", record["ticker"], record["decision_id"], blocked)
             return None
         held = self.broker.positions().get(record["ticker"])
-        if held and self.max_position_value is not None:  # pyramiding: the add only fills the room left
-            price, lot = record["position"]["entry"], self.lot_size
-            room_shares = int(self._room(held) // price // lot * lot)
+        if held:  # pyramiding: the add only fills the room left
+            room_shares = self._room_shares(held, record["position"]["entry"])
             if room_shares < record["position"]["shares"]:
                 record = {**record, "position": {**record["position"], "shares": room_shares}}
-                logger.info("{}: add shrunk to {} shares to stay within MAX_POSITION_SIZE", record["ticker"],
-                            room_shares)
+                logger.info("{}: add shrunk to {} shares to stay within MAX_POSITION_FRACTION and MAX_POSITION_SIZE",
+                            record["ticker"], room_shares)
         return self.broker.submit(record, self._ts(), self.limits.max_open_positions)
 
-    def _room(self, position: dict[str, Any]) -> float:
-        """BRL a pyramiding add may still put into a held position under the size cap."""
-        if self.max_position_value is None:
-            return float("inf")
-        return self.max_position_value - position["qty"] * last_mark(position)
+    def _room_shares(self, position: dict[str, Any], price: float | None = None) -> int:
+        """Whole lots a pyramiding add at ``price`` (default: the position's mark) may still put into a held
+        position under both size caps: MAX_POSITION_FRACTION (BRL at the mark) and MAX_POSITION_SIZE (shares)."""
+        room = float("inf")
+        if self.max_position_value is not None:
+            room = (self.max_position_value - position["qty"] * last_mark(position)) / (price or last_mark(position))
+        if self.max_position_shares is not None:
+            room = min(room, self.max_position_shares - position["qty"])
+        if room == float("inf"):
+            return 10**12
+        return max(int(room // self.lot_size * self.lot_size), 0)
 
     def resubmit_unqueued(self, sink: DecisionSink, days: int = 7) -> int:
         """After a crash between a BUY record and its order: queue recent BUYs the ledger never saw."""

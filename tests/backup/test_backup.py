@@ -36,10 +36,13 @@ def quiet(_line: str) -> None:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project dir (the cwd) with logs/, data/agent.db and .env; the CLI sees it through the environment."""
+    """A project dir (the cwd) with logs/, data/agent.db and .env; the CLI sees it through the environment
+    (the defaults are the real project's folders, whatever the current directory)."""
     monkeypatch.chdir(tmp_path)
     for key in ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
+    for key, where in (("LOG_DIR", "logs"), ("DATABASE_PATH", "data/agent.db"), ("BACKUP_DIR", "backups")):
+        monkeypatch.setenv(key, str(tmp_path / where))
     (tmp_path / "logs" / "2025-06").mkdir(parents=True)
     (tmp_path / "logs" / "2025-06" / "30.jsonl").write_text(DECISION)
     (tmp_path / "logs" / "trades.jsonl").write_text(TRADE)

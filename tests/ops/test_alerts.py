@@ -11,7 +11,13 @@ from loguru import logger
 from pydantic import SecretStr, ValidationError
 
 from agent.errors import AlertSendError
-from agent.ops.alert_channels import AppriseChannel, alert_urls, channels_from_settings, email_url, failure_kind
+from agent.ops.alert_channels import (
+    AppriseChannel,
+    alert_urls,
+    channels_from_settings,
+    email_url,
+    failure_kind,
+)
 from agent.ops.alerts import (
     Alert,
     AlertQueue,

@@ -29,7 +29,7 @@ PROPERTY = settings(max_examples=200, deadline=None)
 
 # The defaults of config.yaml, written out so the tests do not depend on the config loader.
 DEFAULT_LIMITS = dict(
-    capital=100_000.0, max_position_size=0.10, max_loss_per_trade=0.02, profit_target=0.06,
+    capital=100_000.0, max_position_fraction=0.10, max_loss_fraction=0.02, profit_target_fraction=0.06,
     atr_stop_multiple=1.5, min_reward_risk=1.5, max_volatility=0.80, max_drawdown=0.60,
     lookback_bars=252, risk_free_rate=0.10, lot_size=100,
 )
@@ -45,12 +45,12 @@ def limits(**overrides) -> RiskLimits:
 
 
 def assert_within_caps(shares: int, entry: float, stop: float, capital: float,
-                       max_position_size: float, max_loss_per_trade: float, lot_size: int) -> None:
+                       max_position_fraction: float, max_loss_fraction: float, lot_size: int) -> None:
     """Whole, non-negative lots inside the value cap and the loss cap."""
     assert shares >= 0
     assert shares % lot_size == 0
-    assert shares * entry <= capital * max_position_size + EPS
-    assert shares * (entry - stop) <= capital * max_loss_per_trade + EPS
+    assert shares * entry <= capital * max_position_fraction + EPS
+    assert shares * (entry - stop) <= capital * max_loss_fraction + EPS
 
 
 def brute_force_drawdown(prices: list[float]) -> float:
@@ -67,9 +67,9 @@ lot_sizes = st.sampled_from([1, 10, 100, 1000])
 risk_limits = st.builds(
     RiskLimits,
     capital=st.floats(min_value=1.0, max_value=1e9),
-    max_position_size=fractions,
-    max_loss_per_trade=st.floats(min_value=0.0, max_value=0.2),
-    profit_target=st.floats(min_value=1e-3, max_value=1.0),
+    max_position_fraction=fractions,
+    max_loss_fraction=st.floats(min_value=0.0, max_value=0.2),
+    profit_target_fraction=st.floats(min_value=1e-3, max_value=1.0),
     atr_stop_multiple=st.floats(min_value=0.1, max_value=5.0),
     min_reward_risk=st.floats(min_value=0.0, max_value=5.0),
     max_volatility=st.floats(min_value=0.0, max_value=5.0),
@@ -173,24 +173,24 @@ def test_atr_stop_rejects_non_positive_inputs(entry, atr, multiple):
     ("kwargs", "expected"),
     [
         # value cap binds: 10_000 / 25 = 400 shares; loss cap would allow 2_000 / 1 = 2_000
-        (dict(capital=100_000, entry=25, stop=24, max_position_size=0.10, max_loss_per_trade=0.02), 400),
+        (dict(capital=100_000, entry=25, stop=24, max_position_fraction=0.10, max_loss_fraction=0.02), 400),
         # loss cap binds: 1_000 / 5 = 200 shares; value cap would allow 50_000 / 25 = 2_000
-        (dict(capital=100_000, entry=25, stop=20, max_position_size=0.50, max_loss_per_trade=0.01), 200),
+        (dict(capital=100_000, entry=25, stop=20, max_position_fraction=0.50, max_loss_fraction=0.01), 200),
         # lot rounding: 10_000 / 30 = 333.3 shares -> 3 lots of 100
-        (dict(capital=100_000, entry=30, stop=29, max_position_size=0.10, max_loss_per_trade=0.02), 300),
+        (dict(capital=100_000, entry=30, stop=29, max_position_fraction=0.10, max_loss_fraction=0.02), 300),
         # exactly on the cap: 11_000 * 0.1 / 1.1 = 1_000 shares, though floats give 999.999...
-        (dict(capital=11_000, entry=1.1, stop=1.0, max_position_size=0.10, max_loss_per_trade=0.02), 1_000),
+        (dict(capital=11_000, entry=1.1, stop=1.0, max_position_fraction=0.10, max_loss_fraction=0.02), 1_000),
         # lot size 1: 2_000 / 3 = 666.7 shares by loss
-        (dict(capital=100_000, entry=30, stop=27, max_position_size=0.5, max_loss_per_trade=0.02, lot_size=1), 666),
+        (dict(capital=100_000, entry=30, stop=27, max_position_fraction=0.5, max_loss_fraction=0.02, lot_size=1), 666),
         # one lot (100 x 50 = 5_000) breaks the value cap of 200
-        (dict(capital=1_000, entry=50, stop=45, max_position_size=0.20, max_loss_per_trade=0.02), 0),
+        (dict(capital=1_000, entry=50, stop=45, max_position_fraction=0.20, max_loss_fraction=0.02), 0),
         # one lot risks 100 x 10 = 1_000 against a loss cap of 200
-        (dict(capital=10_000, entry=50, stop=40, max_position_size=1.0, max_loss_per_trade=0.02), 0),
+        (dict(capital=10_000, entry=50, stop=40, max_position_fraction=1.0, max_loss_fraction=0.02), 0),
         # stop at or above the entry: no defined risk, no position
-        (dict(capital=100_000, entry=25, stop=25, max_position_size=0.10, max_loss_per_trade=0.02), 0),
-        (dict(capital=100_000, entry=25, stop=26, max_position_size=0.10, max_loss_per_trade=0.02), 0),
+        (dict(capital=100_000, entry=25, stop=25, max_position_fraction=0.10, max_loss_fraction=0.02), 0),
+        (dict(capital=100_000, entry=25, stop=26, max_position_fraction=0.10, max_loss_fraction=0.02), 0),
         # no capital
-        (dict(capital=0, entry=25, stop=24, max_position_size=0.10, max_loss_per_trade=0.02), 0),
+        (dict(capital=0, entry=25, stop=24, max_position_fraction=0.10, max_loss_fraction=0.02), 0),
     ],
 )
 def test_position_size_hand_cases(kwargs, expected):
@@ -202,16 +202,16 @@ def test_position_size_hand_cases(kwargs, expected):
     capital=st.floats(min_value=0.0, max_value=1e9),
     entry=positive_prices,
     stop_fraction=st.floats(min_value=-0.5, max_value=1.5),
-    max_position_size=fractions,
-    max_loss_per_trade=fractions,
+    max_position_fraction=fractions,
+    max_loss_fraction=fractions,
     lot_size=lot_sizes,
 )
-def test_position_size_never_breaks_a_cap(capital, entry, stop_fraction, max_position_size,
-                                          max_loss_per_trade, lot_size):
+def test_position_size_never_breaks_a_cap(capital, entry, stop_fraction, max_position_fraction,
+                                          max_loss_fraction, lot_size):
     """For any finite inputs: whole lots, non-negative, inside both caps; zero when stop >= entry."""
     stop = entry * stop_fraction
-    shares = position_size(capital, entry, stop, max_position_size, max_loss_per_trade, lot_size)
-    assert_within_caps(shares, entry, stop, capital, max_position_size, max_loss_per_trade, lot_size)
+    shares = position_size(capital, entry, stop, max_position_fraction, max_loss_fraction, lot_size)
+    assert_within_caps(shares, entry, stop, capital, max_position_fraction, max_loss_fraction, lot_size)
     if stop >= entry:
         assert shares == 0
 
@@ -275,8 +275,8 @@ def test_risk_snapshot_sizes_inside_caps_and_blocks_zero_size(closes, atr, risk)
     snap = risk_snapshot(pd.Series(closes), atr, risk)
     entry = closes[-1]
     stop = max(entry - risk.atr_stop_multiple * atr, 0.0) if atr is not None else entry
-    assert_within_caps(snap.shares, entry, stop, risk.capital, risk.max_position_size,
-                       risk.max_loss_per_trade, risk.lot_size)
+    assert_within_caps(snap.shares, entry, stop, risk.capital, risk.max_position_fraction,
+                       risk.max_loss_fraction, risk.lot_size)
     if snap.shares == 0:
         assert snap.blocks
     if atr is None:
@@ -316,8 +316,8 @@ def test_risk_snapshot_on_petr4(petr4):
     assert snap.max_drawdown == pytest.approx(brute_force_drawdown(list(window)), abs=1e-6)
 
     assert snap.shares > 0
-    assert_within_caps(snap.shares, entry, entry - 1.5 * atr, risk.capital, risk.max_position_size,
-                       risk.max_loss_per_trade, risk.lot_size)
+    assert_within_caps(snap.shares, entry, entry - 1.5 * atr, risk.capital, risk.max_position_fraction,
+                       risk.max_loss_fraction, risk.lot_size)
     assert snap.position_value == pytest.approx(snap.shares * entry, abs=1e-5)
 
 
@@ -326,7 +326,7 @@ def test_risk_snapshot_blocks_on_reward_risk(petr4, blocked):
     """A minimum reward/risk just above the computed one blocks; just below it, nothing blocks."""
     close, atr = petr4
     entry = float(close.iloc[-1])
-    rr = entry * DEFAULT_LIMITS["profit_target"] / (DEFAULT_LIMITS["atr_stop_multiple"] * atr)
+    rr = entry * DEFAULT_LIMITS["profit_target_fraction"] / (DEFAULT_LIMITS["atr_stop_multiple"] * atr)
     # Volatility and drawdown limits wide open so reward/risk is the only rule in play.
     risk = limits(min_reward_risk=rr * (1.1 if blocked else 0.9), max_volatility=10.0, max_drawdown=1.0)
     snap = risk_snapshot(close, atr, risk)
@@ -358,9 +358,9 @@ def test_risk_snapshot_rejects_non_positive_last_close():
         risk_snapshot(pd.Series([10.0, 0.0]), 1.0, limits())
 
 
-@pytest.mark.parametrize("bad", ["stop", "max_loss_per_trade", "capital"])
+@pytest.mark.parametrize("bad", ["stop", "max_loss_fraction", "capital"])
 def test_position_size_is_zero_when_any_input_is_not_finite(bad):
     """A NaN would make a cap comparison False and silently disable it."""
-    args = {"capital": 100_000.0, "entry": 25.0, "stop": 24.0, "max_position_size": 0.1, "max_loss_per_trade": 0.02}
+    args = {"capital": 100_000.0, "entry": 25.0, "stop": 24.0, "max_position_fraction": 0.1, "max_loss_fraction": 0.02}
     args[bad] = float("nan") if bad != "capital" else float("inf")
     assert position_size(**args) == 0
