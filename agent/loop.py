@@ -20,7 +20,6 @@ Control a running (or stopped) agent from another shell; the state is kept in DA
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -28,13 +27,14 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Callable
 
 from loguru import logger
 
-from agent.cli import EXIT_CONFIG, add_run_flags, exit_code, settings_from_args, start
+from agent.cli import add_run_flags, exit_code, start
 from agent.config import LAYER_NAMES
+from agent.control import add_control_flags, control, wants_control
 from agent.dashboard.server import serve_in_thread
 from agent.deps import CascadeDeps
 from agent.errors import ConfigError, ProviderError
@@ -56,10 +56,9 @@ from agent.ops.metrics_server import serve_metrics
 from agent.ops.watchdog import Watchdog
 from agent.scheduler import LayerMajorScheduler, decide_ticker_major
 from agent.store.checks import ledger_errors
-from agent.trace import print_error
 from agent.trading.backoff import Backoff, failure_kind
 from agent.trading.heartbeat import LoopHealth
-from agent.trading.kill_switch import KillSwitch, TradingState
+from agent.trading.kill_switch import TradingState
 from agent.trading.trader import PaperTrader
 
 
@@ -319,46 +318,12 @@ class TradingLoop:
 
 # ------------------------------------------------------------------ command line
 
-def control(args: argparse.Namespace) -> int:
-    """--halt / --no-new-buys / --resume / --status: change or show the persisted kill switch."""
-    try:
-        settings = settings_from_args(args)
-    except ConfigError as exc:
-        return exit_code(exc)
-    if settings.database_url is None and not settings.ledger_path.is_file():
-        print_error(ConfigError(f"DATABASE_PATH: no agent database at {settings.ledger_path.resolve()}: set "
-                                "DATABASE_PATH to the database the agent uses"))
-        return EXIT_CONFIG
-    now = b3_timestamp(datetime.now(B3_TZ))
-    try:
-        with ledger_errors(settings.ledger_path):
-            switch = KillSwitch(settings.store)
-            if args.halt is not None:
-                switch.set(TradingState.HALTED, args.halt or "halted by the operator", "operator", now)
-            elif args.no_new_buys is not None:
-                switch.set(TradingState.NO_NEW_BUYS, args.no_new_buys or "no new buys, set by the operator",
-                           "operator", now)
-            elif args.resume:
-                switch.set(TradingState.RUNNING, "resumed by the operator", "operator", now)
-            status = switch.status()
-    except ConfigError as exc:  # a damaged or unusable ledger
-        return exit_code(exc)
-    sys.stdout.write(json.dumps(status) + "\n")
-    return 0
-
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m agent.loop", description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--cycles", type=int, default=0, help="stop after N cycles (0 = run until stopped)")
     p.add_argument("--interval", type=int, help="seconds between cycles (env ANALYSIS_INTERVAL)")
     add_run_flags(p)
-    ctl = p.add_mutually_exclusive_group()
-    ctl.add_argument("--halt", nargs="?", const="", metavar="REASON", help="set the kill switch to HALTED and exit")
-    ctl.add_argument("--no-new-buys", nargs="?", const="", metavar="REASON",
-                     help="set the kill switch to NO_NEW_BUYS and exit")
-    ctl.add_argument("--resume", action="store_true", help="set the kill switch back to RUNNING and exit")
-    ctl.add_argument("--status", action="store_true", help="print the kill-switch state as JSON and exit")
+    add_control_flags(p)
     return p
 
 
@@ -367,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.cycles < 0:
         p.error("--cycles must be >= 0")
-    if args.halt is not None or args.no_new_buys is not None or args.resume or args.status:
+    if wants_control(args):
         return control(args)
 
     try:
