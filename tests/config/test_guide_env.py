@@ -21,7 +21,7 @@ from agent.store.jsonl import DecisionSink
 from tests.conftest import PASS
 from tests.test_cli import ROOT, closed_port
 
-GUIDE_ENV = Path(__file__).parent / "fixtures" / "guide.env"
+GUIDE_ENV = Path(__file__).resolve().parents[1] / "fixtures" / "guide.env"
 GUIDE_MODELS = {"sentiment": "smollm2:1.7b-instruct-q4_K_M", "technical": "mistral:7b-instruct-q4_K_M",
                 "risk": "deepseek-r1:8b", "data_validation": "qwen2.5-coder:7b-instruct-q4_K_M",
                 "final_score": "gemma3:4b-it"}
