@@ -27,6 +27,9 @@ class LayerResult(BaseModel):
     prompt_version: str | None = None
     output: dict[str, Any] | None = None  # the validated answer, for explanations
     cached: bool = False  # replayed from the LLM cache: the same model was asked the same question before
+    tokens_in: int | None = Field(default=None, ge=0)  # prompt tokens of the call (None: no call, or not reported)
+    tokens_out: int | None = Field(default=None, ge=0)  # answer tokens (a grammar fallback's second try included)
+    think: bool | None = None  # Ollama's think option as sent (false: reasoning off); None: not sent
 
 
 class CascadeState(TypedDict, total=False):

@@ -4,7 +4,8 @@ The key covers the provider, the model, the layer, the prompt version, the rende
 inputs), the answer schema and the sampling settings. Same key, same question: with temperature 0
 the answer is the model's, replayed. A rerun of a backtest therefore makes no LLM call at all,
 which makes cascade backtests cheap and reproducible (the ai-hedge-fund approach).
-The raw text is cached, before validation, so a replay goes through the same checks.
+The raw text is cached, before validation, so a replay goes through the same checks; its token counts
+(a table of their own, so older cache files need no migration) let a replay report what the answer cost.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from agent.llm.reply import Reply
 from agent.ops.metrics import COUNTERS
 from agent.store.db import open_database
 
@@ -24,6 +26,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS llm_cache (
     key TEXT PRIMARY KEY, provider TEXT NOT NULL, model TEXT NOT NULL, layer TEXT NOT NULL,
     prompt_version TEXT NOT NULL, text TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS llm_cache_tokens (key TEXT PRIMARY KEY, tokens_in INTEGER, tokens_out INTEGER);
 """
 
 
@@ -43,22 +46,26 @@ class LLMCache:
         self._db.script(SCHEMA)
         self.hits = self.misses = 0
 
-    def get(self, key: str, layer: str) -> str | None:
+    def get(self, key: str, layer: str) -> Reply | None:
         with self._lock:
-            row = self._db.execute("SELECT text FROM llm_cache WHERE key=?", (key,)).fetchone()
+            row = self._db.execute("SELECT c.text, t.tokens_in, t.tokens_out FROM llm_cache c LEFT JOIN "
+                                   "llm_cache_tokens t ON t.key = c.key WHERE c.key=?", (key,)).fetchone()
             if row is None:
                 self.misses += 1
             else:
                 self.hits += 1
         COUNTERS.inc("llm_cache_total", layer=layer, result="hit" if row else "miss")
-        return row["text"] if row else None
+        return Reply(row["text"], row["tokens_in"], row["tokens_out"]) if row else None
 
-    def put(self, key: str, text: str, *, provider: str, model: str, layer: str, prompt_version: str) -> None:
+    def put(self, key: str, reply: Reply, *, provider: str, model: str, layer: str, prompt_version: str) -> None:
         with self._lock:
             self._db.execute("INSERT INTO llm_cache VALUES (?,?,?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET "
                              "text = excluded.text, created_at = excluded.created_at",
-                             (key, provider, model, layer, prompt_version, text,
+                             (key, provider, model, layer, prompt_version, reply.text,
                               datetime.now(timezone.utc).isoformat(timespec="seconds")))
+            self._db.execute("INSERT INTO llm_cache_tokens VALUES (?,?,?) ON CONFLICT (key) DO UPDATE SET "
+                             "tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out",
+                             (key, reply.tokens_in, reply.tokens_out))
 
     @property
     def hit_rate(self) -> float | None:

@@ -17,6 +17,9 @@ from agent.errors import LLMError, validation_problems
 THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 UNCLOSED_THINK = re.compile(r"<think>.*", re.DOTALL | re.IGNORECASE)
 FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+# An answer cut by max_tokens inside its last field, the reason (complete escapes only)
+CUT_IN_REASON = re.compile(r'^\s*\{.*"reason"\s*:\s*"(?:[^"\\]|\\.)*$', re.DOTALL)
+CUT_MARK = "..."
 
 def strip_reasoning(text: str) -> str:
     """Remove ``<think>...</think>`` blocks (and a trailing unclosed one) that reasoning models emit."""
@@ -46,9 +49,25 @@ def extract_json_object(text: str) -> dict:
     raise LLMError("invalid_json", f"the answer is not a JSON object: {excerpt!r}")
 
 
+def close_cut_reason(text: str) -> str | None:
+    """The answer closed after its reason, when max_tokens cut it there; None when it was cut elsewhere.
+
+    The schemas put the decision fields first and the reason last, so an answer cut inside its reason
+    has already decided: the reason is kept as far as it goes, marked with ``...``.
+    """
+    cleaned = strip_reasoning(text)
+    return cleaned + CUT_MARK + '"}' if CUT_IN_REASON.match(cleaned) else None
+
+
 def parse_answer(text: str, schema: type[BaseModel]) -> BaseModel:
     """Validate the model's text against the layer's schema; raise LLMError with the specific problem."""
-    obj = extract_json_object(text)
+    try:
+        obj = extract_json_object(text)
+    except LLMError:
+        closed = close_cut_reason(text)
+        if closed is None:
+            raise
+        obj = extract_json_object(closed)
     _reject_non_finite(obj)
     try:
         return schema.model_validate(obj)
