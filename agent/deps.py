@@ -27,7 +27,7 @@ from agent.market.bars import MarketDataProvider
 from agent.market.sources import make_market_provider
 from agent.news.feeds import FileNewsProvider, NewsProvider, RssNewsProvider
 from agent.news.headline import NewsBatch
-from agent.ops.metrics import ModelSwitches
+from agent.ops.metrics import COUNTERS, ModelSwitches
 from agent.prompts import PromptLibrary
 from agent.store.jsonl import DecisionSink
 
@@ -103,6 +103,8 @@ def build_deps(
 ) -> CascadeDeps:
     """Wire the real parts from config. ``sink=True`` means the JSONL sink under LOG_DIR."""
     choice = resolve_provider(settings, provider)
+    for layer, model in choice.models.items():  # Prometheus names the model each layer asks
+        COUNTERS.set_gauge("llm_model_info", 1, layer=layer, model=model, provider=choice.name)
     pool = None
     if choice.name == "ollama" and settings.ollama.hosts:
         o = settings.ollama

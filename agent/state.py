@@ -29,6 +29,9 @@ class LayerResult(BaseModel):
     cached: bool = False  # replayed from the LLM cache: the same model was asked the same question before
     # the chart a layer that takes one was shown (file under LOG_DIR, bars, digest), or why it got the text only
     image: dict[str, Any] | None = None
+    tokens_in: int | None = Field(default=None, ge=0)  # prompt tokens of the call (None: no call, or not reported)
+    tokens_out: int | None = Field(default=None, ge=0)  # answer tokens (a grammar fallback's second try included)
+    think: bool | None = None  # Ollama's think option as sent (false: reasoning off); None: not sent
 
 
 class CascadeState(TypedDict, total=False):

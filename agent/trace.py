@@ -27,11 +27,16 @@ def announce_defaults(deps: CascadeDeps) -> None:
     """Say loudly which embedded defaults this run uses and why (on stderr)."""
     lines = []
     if deps.provider.name == "embedded":
+        e = deps.settings.embedded
+        per_layer = "\n".join(f"    {layer:<16} {model}" for layer, model in deps.provider.models.items())
+        tiny = any(model.startswith("SmolLM2") for model in deps.provider.models.values())
         lines.append(
-            "[bold]LLM: EMBEDDED SmolLM2-135M[/] (llama.cpp, in-process) for all five layers.\n"
+            f"[bold]LLM: EMBEDDED[/] (llama.cpp, in-process), profile {e.profile}"
+            + (f", overrides {e.models}" if e.models else "") + ":\n" + per_layer + "\n"
             f"  why: {deps.provider.reason}\n"  # may wrap; the facts below never do
-            "  A 135M model cannot judge markets: its scores are NOT meaningful.\n"
-            "  For real analysis, point OLLAMA_HOST at an Ollama server\n"
+            + ("  SmolLM2-135M cannot judge markets: its scores are NOT meaningful.\n" if tiny else
+               "  Small models: they filter and explain, they do not forecast (docs/cascade.md).\n")
+            + "  For larger models, point OLLAMA_HOST at an Ollama server\n"
             "  that has the configured models pulled.")
     if "market:sim" in deps.defaults_in_use():
         lines.append("[bold]MARKET DATA: SIMULATED[/] (seeded synthetic bars, not real prices).\n"

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from agent.llm.embedded import embedded_runtime_available
+from agent.llm.providers import embedded_runtime_available
 from agent.record import DecisionRecord
 from agent.store.jsonl import read_jsonl
 from tests.conftest import require_shared_data

@@ -17,7 +17,7 @@ import pytest
 from agent.config import LAYER_NAMES
 from agent.eval.ollama_stub import OllamaStub
 from agent.eval.passing import PASS
-from agent.llm.embedded import embedded_runtime_available
+from agent.llm.providers import embedded_runtime_available
 from agent.store.jsonl import DecisionSink
 from tests.conftest import make_settings
 from tests.test_cli import ROOT, closed_port

@@ -22,6 +22,13 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "OLLAMA_TIMEOUT": ("ollama", "timeout_s"),
     "OLLAMA_NUM_PARALLEL": ("ollama", "parallel"),
     "OLLAMA_HOSTS": ("ollama", "hosts"),
+    "EMBEDDED_PROFILE": ("embedded", "profile"),
+    "EMBEDDED_MODEL_SENTIMENT": ("embedded", "models", "sentiment"),
+    "EMBEDDED_MODEL_TECHNICAL": ("embedded", "models", "technical"),
+    "EMBEDDED_MODEL_RISK": ("embedded", "models", "risk"),
+    "EMBEDDED_MODEL_DATA_VALIDATION": ("embedded", "models", "data_validation"),
+    "EMBEDDED_MODEL_FINAL_SCORE": ("embedded", "models", "final_score"),
+    "MODELS_DIR": ("embedded", "models_dir"),
     # the original guide's model variables: FAST is layer 1 (the fast filter), SENTIMENT layer 5 (the final score)
     "OLLAMA_MODEL_FAST": ("layers", "sentiment", "model"),
     "OLLAMA_MODEL_STANDARD": ("layers", "technical", "model"),

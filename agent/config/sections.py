@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from agent.config.paths import PROJECT_ROOT
+from agent.llm.catalogue import DEFAULT_PROFILE, MODELS, PROFILES
 
 HTTP_URL = re.compile(r"^https?://[^\s/]+")
 Timeframe = Literal["1m", "5m", "15m", "30m", "1h", "1d", "1wk"]
@@ -76,27 +77,60 @@ class OllamaSettings(_Strict):
 
 
 class EmbeddedSettings(_Strict):
-    n_ctx: int = Field(4096, ge=512, le=32768)
+    """The embedded llama.cpp models: a named profile picks one per layer; ``models`` overrides single layers."""
+
+    profile: str = DEFAULT_PROFILE
+    models: dict[str, str] = Field(default_factory=dict)  # layer -> catalogue key, over the profile
+    models_dir: Path = Path("models")  # assembled GGUF files; relative to the project root
+    n_ctx: int = Field(2048, ge=512, le=32768)
     n_threads: int = Field(0, ge=0, le=256)
     seed: int = 42
 
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, v: str) -> str:
+        if v not in PROFILES:
+            raise ValueError(f"unknown profile {v!r}; allowed: {', '.join(PROFILES)}")
+        return v
 
-class GateLayer(_Strict):
-    """A layer that discards below a minimum score."""
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, v: dict[str, str]) -> dict[str, str]:
+        layers = PROFILES[DEFAULT_PROFILE]
+        bad_layers = [k for k in v if k not in layers]
+        if bad_layers:
+            raise ValueError(f"unknown layer(s) {bad_layers}; allowed: {', '.join(layers)}")
+        bad = {k: m for k, m in v.items() if m not in MODELS}
+        if bad:
+            raise ValueError(f"unknown embedded model(s) {bad}; allowed: {', '.join(MODELS)}")
+        return v
 
-    model: str = Field(min_length=1)
-    min_score: float = Field(ge=0.0, le=1.0)
+    def model_for(self, layer: str) -> str:
+        """The catalogue key of the layer's embedded model."""
+        return self.models.get(layer) or PROFILES[self.profile][layer]
 
-
-class RiskLayer(_Strict):
-    """The risk layer discards above a maximum assessed risk."""
-
-    model: str = Field(min_length=1)
-    max_risk: float = Field(ge=0.0, le=1.0)
+    @property
+    def models_path(self) -> Path:
+        root = Path(__file__).resolve().parents[2]  # the project root
+        return self.models_dir if self.models_dir.is_absolute() else root / self.models_dir
 
 
 class FinalLayer(_Strict):
     model: str = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=16, le=8192)  # cap on this layer's answer (default llm.max_tokens)
+    think: bool | None = None  # Ollama's think option for a reasoning model: false = answer at once; null = not sent
+
+
+class GateLayer(FinalLayer):
+    """A layer that discards below a minimum score."""
+
+    min_score: float = Field(ge=0.0, le=1.0)
+
+
+class RiskLayer(FinalLayer):
+    """The risk layer discards above a maximum assessed risk."""
+
+    max_risk: float = Field(ge=0.0, le=1.0)
 
 
 class LayersSettings(_Strict):
@@ -108,6 +142,12 @@ class LayersSettings(_Strict):
 
     def model_for(self, layer: str) -> str:
         return getattr(self, layer).model
+
+    def max_tokens_for(self, layer: str, default: int) -> int:
+        return getattr(self, layer).max_tokens or default
+
+    def think_for(self, layer: str) -> bool | None:
+        return getattr(self, layer).think
 
 
 class DecisionSettings(_Strict):

@@ -32,8 +32,10 @@ from agent.config.sections import (
     _Strict,
     comma_list,
 )
+from agent.llm.catalogue import (
+    LAYER_NAMES,  # one tuple: the embedded profiles are keyed by it
+)
 
-LAYER_NAMES = ("sentiment", "technical", "risk", "data_validation", "final_score")
 TICKER_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.^]{1,14}$")
 
 
@@ -129,6 +131,7 @@ class Settings(_Strict):
             "decision": self.decision.model_dump(mode="json"),
             "risk": self.risk.model_dump(mode="json"),
             "llm": self.llm.model_dump(mode="json", exclude={"retries"}),
+            "embedded": {layer: self.embedded.model_for(layer) for layer in LAYER_NAMES},
             "market": {"lookback_bars": self.market.lookback_bars, "min_bars": self.market.min_bars},
             "news": self.news.model_dump(mode="json", include={"window_hours", "max_items", "on_no_news"}),
         }

@@ -19,12 +19,15 @@ import httpx
 
 from agent.config import ENV_KEYS, LAYER_NAMES, Settings
 from agent.errors import AgentError, ProviderError
-from agent.llm.embedded import (
-    EMBEDDED_MODEL_NAME,
-    embedded_runtime_available,
-    find_embedded_gguf,
+from agent.llm.catalogue import ModelSpec
+from agent.llm.gguf_files import ensure
+from agent.llm.providers import (
+    canonical_model,
+    embedded_problem,
+    embedded_specs,
+    ollama_tags,
+    vision_layers,
 )
-from agent.llm.providers import canonical_model, ollama_tags, vision_layers
 
 Status = Literal["ok", "info", "warn", "fail"]
 GIB = 1024 ** 3
@@ -89,7 +92,7 @@ def check_ollama(settings: Settings) -> tuple[list[Line], OllamaView | None]:
         return [Line("info", "ollama", "LLM_PROVIDER=embedded: Ollama is not used")], None
     host = (list(settings.ollama.hosts) or [settings.ollama.host])[0]
     blocking: Status = "fail" if requested == "ollama" else "warn"
-    fallback = "" if requested == "ollama" else f"; the agent runs on the embedded model ({EMBEDDED_MODEL_NAME}) instead"
+    fallback = "" if requested == "ollama" else "; the agent runs on the embedded models instead"
     try:
         entries = ollama_tags(host, settings.ollama.probe_timeout_s)
     except ProviderError as exc:
@@ -180,33 +183,36 @@ def check_vision(settings: Settings, view: OllamaView) -> list[Line]:
 # ---------------------------------------------------------------- the embedded model
 
 def check_embedded(settings: Settings, why: str, timed: bool = True) -> list[Line]:
-    """The embedded fallback: installed, its size against free memory, and (``timed``) a one-token answer.
-    It is text-only."""
-    problem = embedded_runtime_available()
+    """The embedded fallback: each layer's model installed, their sizes against free memory, and (``timed``)
+    a one-token answer from each distinct model. They are text-only."""
+    problem = embedded_problem(settings)
     if problem:
-        return [Line("fail", "embedded", f"{why}, and the embedded model cannot run: {problem}", "run `make setup`")]
-    path = find_embedded_gguf()
-    size = path.stat().st_size
-    lines = [Line("ok", "embedded", f"{why}: {EMBEDDED_MODEL_NAME} ({_gb(size)}) serves all five layers; "
-                                    "it is text-only (layer 5 gets no chart)")]
+        return [Line("fail", "embedded", f"{why}, and the embedded models cannot run: {problem}", "run `make setup`")]
+    specs = embedded_specs(settings)
+    per_layer = ", ".join(f"{layer} {spec.name}" for layer, spec in specs.items())
+    distinct = list(dict.fromkeys(specs.values()))
+    need = sum(spec.ram_mb for spec in distinct) * 1024 * 1024
+    lines = [Line("ok", "embedded", f"{why}: {per_layer} (about {_gb(need)} resident once all are loaded); "
+                                    "text-only (layer 5 gets no chart)")]
     free = available_memory()
-    if free is not None and size * MEMORY_HEADROOM > free:
-        lines.append(Line("fail", "memory", f"{_gb(free)} available, the embedded model needs about "
-                                            f"{_gb(size * MEMORY_HEADROOM)}", "free memory (`free -h`)"))
+    if free is not None and need * MEMORY_HEADROOM > free:
+        lines.append(Line("fail", "memory", f"{_gb(free)} available, the embedded models need about "
+                                            f"{_gb(need * MEMORY_HEADROOM)}", "free memory (`free -h`), or "
+                                            "EMBEDDED_PROFILE=tiny"))
         return lines
-    return lines + (embedded_latency(settings) if timed else [])
+    return lines + ([line for spec in distinct for line in embedded_latency(settings, spec, specs)] if timed else [])
 
 
-def embedded_latency(settings: Settings) -> list[Line]:
-    """The embedded model's one-token answer, timed after loading it (one model for every layer)."""
+def embedded_latency(settings: Settings, spec: ModelSpec, specs: dict[str, ModelSpec]) -> list[Line]:
+    """One embedded model's one-token answer, timed after loading it, against the budgets of its layers."""
     from langchain_core.messages import HumanMessage
 
     from agent.llm.embedded import EmbeddedChatModel
 
     e = settings.embedded
-    model = EmbeddedChatModel(model_path=find_embedded_gguf(), max_tokens=1, temperature=0.0, n_ctx=e.n_ctx,
-                              n_threads=e.n_threads, seed=e.seed)
     try:
+        model = EmbeddedChatModel(model_path=ensure(spec, e.models_path), model_name=spec.name, max_tokens=1,
+                                  temperature=0.0, n_ctx=e.n_ctx, n_threads=e.n_threads, seed=e.seed)
         started = time.perf_counter()
         model.invoke([HumanMessage("2+2=")])  # loads the model
         loaded = time.perf_counter() - started
@@ -214,13 +220,15 @@ def embedded_latency(settings: Settings) -> list[Line]:
         model.invoke([HumanMessage("2+2=")])
         warm = time.perf_counter() - started
     except Exception as exc:  # noqa: BLE001 - any runtime failure is the finding
-        return [Line("fail", "embedded", f"the embedded model did not answer: {type(exc).__name__}: {exc}",
+        return [Line("fail", "embedded", f"{spec.name} did not answer: {type(exc).__name__}: {exc}",
                      "reinstall it with `make setup`")]
-    slow = [layer for layer, budget in LATENCY_BUDGET_S.items() if warm > budget]
+    layers = [layer for layer, s in specs.items() if s == spec]
+    slow = [layer for layer in layers if warm > LATENCY_BUDGET_S[layer]]
     return [Line("warn" if slow else "ok", "latency",
-                 f"embedded: {warm:.2f} s for one token (+{loaded:.1f} s loading it)"
+                 f"embedded {spec.name}: {warm:.2f} s for one token (+{loaded:.1f} s loading it)"
                  + (f", over the budget of {', '.join(slow)}" if slow else ""),
-                 "run Ollama with the configured models for real analysis" if slow else None)]
+                 "EMBEDDED_PROFILE=tiny is faster; run Ollama with the configured models for real analysis"
+                 if slow else None)]
 
 
 # ---------------------------------------------------------------- memory, disk, market, alerts

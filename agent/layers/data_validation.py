@@ -16,12 +16,16 @@ from agent.layers.spec import (
     Reason,
     Score,
     indicators_view,
+    pick,
     risk_view,
-    verdicts,
+    verdict_scores,
 )
 from agent.state import CascadeState
 
 # Indicator values every decision needs; a None here is a data problem, not an opinion.
+# What this layer needs to see of the indicators to judge the proposal's levels (fewer tokens than all).
+PROPOSAL_INDICATORS = ("close", "change_1d", "sma_20", "atr", "volume_ratio")
+PROPOSAL_RISK = ("entry", "stop", "take_profit", "reward_risk", "shares")
 REQUIRED_INDICATORS = ("rsi", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_lower", "sma_20", "sma_50", "atr")
 
 
@@ -35,14 +39,14 @@ class DataValidationAnswer(LayerAnswer):
 def inputs(state: CascadeState) -> dict[str, Any]:
     market = state.get("market") or {}
     return {
-        "bar_date": market.get("bar_date"),
         "data_source": market.get("source"),
-        "bar_report": market.get("report"),
-        "calendar": {k: market.get(k) for k in ("sessions_behind", "expected_last_bar", "missing_sessions",
-                                                 "missing_recent") if k in market},
-        "indicators": indicators_view(state),
-        "risk": risk_view(state),
-        "earlier_layers": verdicts(state),
+        "bar_report": {k: v for k, v in (market.get("report") or {}).items()
+                       if v not in ({}, [], None) and not k.endswith("_bar")},
+        "calendar": {k: market.get(k) for k in ("sessions_behind", "missing_sessions", "missing_recent")
+                     if market.get(k) not in (None, [])},
+        "indicators": pick(indicators_view(state), PROPOSAL_INDICATORS),
+        "risk": pick(risk_view(state), PROPOSAL_RISK),
+        "earlier_scores": verdict_scores(state),
     }
 
 
@@ -82,9 +86,18 @@ def gate(a: DataValidationAnswer, s: Settings) -> Gate:
     return Gate(ok, f"data score {a.score:.2f} {'>=' if ok else '<'} {need}.{issues} {a.reason}")
 
 
+def consistency(a: DataValidationAnswer, s: Settings) -> str | None:
+    if a.valid and a.score < 0.5:
+        return f"valid true with score {a.score:.2f} (valid data scores 0.5 or more)"
+    if not a.valid and a.score >= 0.5:
+        return f"valid false with score {a.score:.2f} (invalid data scores below 0.5)"
+    return None
+
+
 def quant_rule(state: CascadeState, s: Settings) -> DataValidationAnswer:
     """The deterministic data checks run before this layer; what reaches it is consistent."""
     return DataValidationAnswer(valid=True, score=0.9, issues=[], reason="rule: deterministic data checks passed")
 
 
-SPEC = LayerSpec("data_validation", DataValidationAnswer, inputs, gate, quant_rule, precheck=precheck)
+SPEC = LayerSpec("data_validation", DataValidationAnswer, inputs, gate, quant_rule, precheck=precheck,
+                 consistency=consistency)

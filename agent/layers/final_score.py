@@ -12,6 +12,7 @@ from agent.layers.spec import (
     Reason,
     Score,
     indicators_view,
+    pick,
     risk_view,
     verdicts,
 )
@@ -24,7 +25,14 @@ class FinalScoreAnswer(LayerAnswer):
 
 
 def inputs(state: CascadeState) -> dict[str, Any]:
-    return {"earlier_layers": verdicts(state), "indicators": indicators_view(state), "risk": risk_view(state)}
+    earlier = {v["layer"]: f"{v['score']}: {v['reason']}" for v in verdicts(state)}
+    return {"earlier_layers": earlier, "indicators": pick(indicators_view(state), FINAL_INDICATORS),
+            "risk": pick(risk_view(state), FINAL_RISK)}
+
+
+# What the final judgment weighs besides the verdicts (the layers before saw the rest in detail).
+FINAL_INDICATORS = ("close", "change_20d", "rsi", "macd_hist", "sma_50", "sma_200", "adx", "volume_ratio")
+FINAL_RISK = ("reward_risk", "sharpe", "max_drawdown", "volatility")
 
 
 def gate(a: FinalScoreAnswer, s: Settings) -> Gate:

@@ -16,21 +16,22 @@ from agent.layers.spec import (
     Reason,
     risk_values,
     risk_view,
-    verdicts,
+    verdict_scores,
 )
 from agent.state import CascadeState
 
 
 class RiskAnswer(LayerAnswer):
-    risk: float = Field(ge=0.0, le=1.0, description="0.0 = no risk, 1.0 = unacceptable")
     approve: bool
+    risk: float = Field(ge=0.0, le=1.0, description="0.0 = no risk, 1.0 = unacceptable")
     size_factor: float = Field(ge=0.0, le=1.0, description="fraction of the computed position to take, at most 1.0")
-    reason: str = Reason
     cited: dict[str, float] = Cited
+    reason: str = Reason
 
 
 def inputs(state: CascadeState) -> dict[str, Any]:
-    return {"risk": risk_view(state), "earlier_layers": verdicts(state)}
+    view = {k: v for k, v in risk_view(state).items() if k not in ("lookback_bars", "position_value")}
+    return {"risk": view, "earlier_scores": verdict_scores(state)}
 
 
 def citable_names() -> list[str]:
@@ -55,6 +56,16 @@ def gate(a: RiskAnswer, s: Settings) -> Gate:
     return Gate(True, f"risk {a.risk:.2f} <= {limit}, size factor {a.size_factor:.2f}: {a.reason}")
 
 
+def consistency(a: RiskAnswer, s: Settings) -> str | None:
+    """An approval must fit the limit it is approved under; a refusal is always consistent (conservative)."""
+    limit = s.layers.risk.max_risk
+    if a.approve and a.risk > limit:
+        return f"approve true with risk {a.risk:.2f} above the limit {limit}"
+    if a.approve and a.size_factor <= 0:
+        return "approve true with size_factor 0"
+    return None
+
+
 def quant_rule(state: CascadeState, s: Settings) -> RiskAnswer:
     """Risk grows with volatility relative to the configured ceiling; never resizes the position."""
     vol = (state.get("risk") or {}).get("volatility")
@@ -64,4 +75,4 @@ def quant_rule(state: CascadeState, s: Settings) -> RiskAnswer:
 
 
 SPEC = LayerSpec("risk", RiskAnswer, inputs, gate, quant_rule, precheck=precheck, citable=risk_values,
-                 citable_names=citable_names)
+                 citable_names=citable_names, consistency=consistency)

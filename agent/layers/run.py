@@ -15,7 +15,7 @@ from agent.errors import LLMError
 from agent.layers.chart import attach_chart
 from agent.layers.risk import RiskAnswer
 from agent.layers.spec import QUANT_PROVIDER, RULES_VERSION, LayerSpec
-from agent.llm.call import call_layer
+from agent.llm.call import Called, call_layer
 from agent.ops.logs import perf_log
 from agent.ops.metrics import COUNTERS
 from agent.record import MAX_REASON_CHARS, bounded, bounded_flags
@@ -27,6 +27,7 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
     started = time.perf_counter()
     elapsed = lambda: round((time.perf_counter() - started) * 1000.0, 1)  # noqa: E731
     model_name = deps.provider.models.get(spec.name, "?")
+    think = deps.settings.layers.think_for(spec.name) if deps.provider.name == "ollama" else None
     update: dict[str, Any] = {}
 
     ruled = spec.precheck(state, deps.settings) if spec.precheck else None
@@ -39,16 +40,17 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
     else:
         try:
             if deps.provider.name == QUANT_PROVIDER:
-                answer, flags, version, cached = spec.quant(state, deps.settings), [], RULES_VERSION, False
+                called = Called(spec.quant(state, deps.settings), [], RULES_VERSION, False, None, None)
             else:
-                answer, flags, version, cached = call_layer(spec, state, deps, chart)
+                called = call_layer(spec, state, deps, chart)
+            answer, flags, version, cached = called.answer, called.flags, called.prompt_version, called.cached
         except LLMError as exc:
             COUNTERS.inc("llm_invalid_outputs_total", layer=spec.name, kind=exc.kind)
             result = LayerResult(layer=spec.name, model=model_name, provider=deps.provider.name, score=None,
                                  passed=False, reason=bounded(f"LLM failure ({exc.kind}): {exc}", MAX_REASON_CHARS,
                                                               "reason"), latency_ms=elapsed(),
                                  error=exc.kind, prompt_version=deps.prompts.get(spec.name, state["ticker"]).version,
-                                 cached=exc.cached, image=image)
+                                 cached=exc.cached, image=image, think=think)
         else:
             gate = spec.gate(answer, deps.settings)
             passed, reason = gate.passed, gate.reason
@@ -63,14 +65,18 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
                                  passed=passed, reason=bounded(reason, MAX_REASON_CHARS, "reason"),
                                  latency_ms=elapsed(), flags=bounded_flags(flags),
                                  prompt_version=version, output=answer.model_dump(mode="json"), cached=cached,
-                                 image=image)
+                                 tokens_in=called.tokens_in, tokens_out=called.tokens_out, think=think, image=image)
             if isinstance(answer, RiskAnswer) and passed:
                 update["size_factor"] = min(state.get("size_factor", 1.0), answer.size_factor)
     outcome = "pass" if result.passed else "discard"
     COUNTERS.inc("layer_results_total", layer=spec.name, outcome=outcome)
     COUNTERS.observe("layer_latency_seconds", result.latency_ms / 1000.0, layer=spec.name, model=result.model)
-    perf_log().info("layer ticker={} layer={} model={} provider={} outcome={} latency_ms={:.1f}", state["ticker"],
-                    spec.name, result.model, result.provider, outcome, result.latency_ms)
+    for direction, count in (("in", result.tokens_in), ("out", result.tokens_out)):
+        if count and not result.cached:
+            COUNTERS.inc("llm_tokens_total", amount=count, layer=spec.name, model=result.model, direction=direction)
+    perf_log().info("layer ticker={} layer={} model={} provider={} outcome={} latency_ms={:.1f} tokens_in={} "
+                    "tokens_out={} cached={}", state["ticker"], spec.name, result.model, result.provider, outcome,
+                    result.latency_ms, result.tokens_in, result.tokens_out, result.cached)
     update["layers"] = [result.model_dump(mode="json")]
     if not result.passed:
         update["discarded_at"] = spec.name

@@ -22,8 +22,12 @@ QUANT_PROVIDER = "quant"
 RULES_VERSION = "quant-rules-v1"
 
 Score = Field(ge=0.0, le=1.0, description="0.0 to 1.0")
-Reason = Field(min_length=1, max_length=600, description="one or two sentences")
-Cited = Field(default_factory=dict, max_length=40, description="indicator values you relied on, copied from the input")
+# The reason comes last and stays short: on a CPU host every answer token costs ~0.1 s (docs/cascade.md).
+Reason = Field(min_length=1, max_length=400, description="at most 15 words")
+Cited = Field(default_factory=dict, max_length=40, description='"name":value, at most 3, copied from the input')
+# Derived values a layer need not read twice: bb_middle is sma_20, macd_signal is macd - macd_hist,
+# bb_percent is where the close sits between the bands.
+DERIVED_INDICATORS = ("bb_middle", "macd_signal", "bb_percent")
 
 
 class LayerAnswer(BaseModel):
@@ -52,6 +56,19 @@ class LayerSpec:
     citable: Callable[[CascadeState], dict[str, float]] | None = None
     citable_names: Callable[[], list[str]] | None = None
     chart: bool = False  # shown the decision's chart when its model takes images (layers/chart.py)
+    # A validated answer that contradicts itself (``positive`` with score 0.0): why, or None. Invalid, never gated.
+    consistency: Callable[[Any, "Settings"], str | None] | None = None
+
+
+def label_score_problem(field: str, label: str, score: float, up: str, down: str) -> str | None:
+    """A label and its score must agree: ``up`` above 0.5, ``down`` below 0.5, anything else within 0.3-0.7."""
+    if label == up and score <= 0.5:
+        return f"{field} {up!r} with score {score:.2f} (a {up} answer scores above 0.5)"
+    if label == down and score >= 0.5:
+        return f"{field} {down!r} with score {score:.2f} (a {down} answer scores below 0.5)"
+    if label not in (up, down) and not 0.3 <= score <= 0.7:
+        return f"{field} {label!r} with score {score:.2f} (a {label} answer scores between 0.3 and 0.7)"
+    return None
 
 
 # ---------------------------------------------------------------- shared views of the state
@@ -64,8 +81,18 @@ def risk_view(state: CascadeState) -> dict[str, Any]:
     return {k: v for k, v in (state.get("risk") or {}).items() if k != "blocks"}
 
 
+def pick(view: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The named entries of a view, in that order: a later layer sees what it judges, in fewer tokens."""
+    return {k: view[k] for k in keys if k in view}
+
+
 def verdicts(state: CascadeState) -> list[dict[str, Any]]:
     return [{"layer": r["layer"], "score": r["score"], "reason": r["reason"]} for r in state.get("layers", [])]
+
+
+def verdict_scores(state: CascadeState) -> dict[str, float | None]:
+    """The earlier layers' scores alone (the reasons cost tokens a later layer rarely needs)."""
+    return {r["layer"]: r["score"] for r in state.get("layers", [])}
 
 
 def _numbers(view: dict[str, Any]) -> dict[str, float]:

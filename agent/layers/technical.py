@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from agent.config import Settings
 from agent.layers.spec import (
+    DERIVED_INDICATORS,
     Cited,
     Gate,
     LayerAnswer,
@@ -15,6 +16,7 @@ from agent.layers.spec import (
     indicator,
     indicator_values,
     indicators_view,
+    label_score_problem,
 )
 from agent.state import CascadeState
 
@@ -22,12 +24,25 @@ from agent.state import CascadeState
 class TechnicalAnswer(LayerAnswer):
     trend: Literal["bullish", "neutral", "bearish"]
     score: float = Score
-    reason: str = Reason
     cited: dict[str, float] = Cited
+    reason: str = Reason
 
 
 def inputs(state: CascadeState) -> dict[str, Any]:
-    return {"indicators": indicators_view(state), "timeframes": (state.get("market") or {}).get("timeframes", [])}
+    indicators = {k: v for k, v in indicators_view(state).items() if k not in DERIVED_INDICATORS}
+    return {"indicators": indicators, "timeframes": timeframes_view(state)}
+
+
+def timeframes_view(state: CascadeState) -> dict[str, Any]:
+    """Each confirmation timeframe's trend and RSI, or that it is unavailable (the why stays in the record).
+    The primary (daily) one is left out: the indicators already are its numbers."""
+    out: dict[str, Any] = {}
+    for tf in (state.get("market") or {}).get("timeframes", [])[1:]:
+        if "unavailable" in tf:
+            out[tf.get("timeframe", "?")] = "unavailable"
+        else:
+            out[tf.get("timeframe", "?")] = {k: tf.get(k) for k in ("trend", "change", "rsi") if tf.get(k) is not None}
+    return out
 
 
 def citable_names() -> list[str]:
@@ -42,6 +57,10 @@ def gate(a: TechnicalAnswer, s: Settings) -> Gate:
     return Gate(ok, f"{a.trend} setup, score {a.score:.2f} {'>=' if ok else '<'} {need}: {a.reason}")
 
 
+def consistency(a: TechnicalAnswer, s: Settings) -> str | None:
+    return label_score_problem("trend", a.trend, a.score, "bullish", "bearish")
+
+
 def quant_rule(state: CascadeState, s: Settings) -> TechnicalAnswer:
     """Uptrend (close above SMA200), MACD above its signal, RSI neither weak nor overbought."""
     close, sma200 = indicator(state, "close"), indicator(state, "sma_200")
@@ -54,4 +73,4 @@ def quant_rule(state: CascadeState, s: Settings) -> TechnicalAnswer:
 
 
 SPEC = LayerSpec("technical", TechnicalAnswer, inputs, gate, quant_rule, citable=indicator_values,
-                 citable_names=citable_names)
+                 citable_names=citable_names, consistency=consistency)

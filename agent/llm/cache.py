@@ -6,6 +6,8 @@ the answer is the model's, replayed. A rerun of a backtest therefore makes no LL
 which makes cascade backtests cheap and reproducible (the ai-hedge-fund approach).
 Only an answer that passed validation is cached (its raw text, so a replay goes through the same
 checks); a cached one that fails them (stored by an older version) is dropped after its replay.
+Token counts sit in a table of their own (older cache files need no migration), so a replay can
+report what the answer cost.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from agent.llm.reply import Reply
 from agent.ops.metrics import COUNTERS
 from agent.store.db import open_database
 
@@ -25,6 +28,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS llm_cache (
     key TEXT PRIMARY KEY, provider TEXT NOT NULL, model TEXT NOT NULL, layer TEXT NOT NULL,
     prompt_version TEXT NOT NULL, text TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS llm_cache_tokens (key TEXT PRIMARY KEY, tokens_in INTEGER, tokens_out INTEGER);
 """
 
 
@@ -48,27 +52,32 @@ class LLMCache:
         self._db.script(SCHEMA)
         self.hits = self.misses = 0
 
-    def get(self, key: str, layer: str) -> str | None:
+    def get(self, key: str, layer: str) -> Reply | None:
         with self._lock:
-            row = self._db.execute("SELECT text FROM llm_cache WHERE key=?", (key,)).fetchone()
+            row = self._db.execute("SELECT c.text, t.tokens_in, t.tokens_out FROM llm_cache c LEFT JOIN "
+                                   "llm_cache_tokens t ON t.key = c.key WHERE c.key=?", (key,)).fetchone()
             if row is None:
                 self.misses += 1
             else:
                 self.hits += 1
         COUNTERS.inc("llm_cache_total", layer=layer, result="hit" if row else "miss")
-        return row["text"] if row else None
+        return Reply(row["text"], row["tokens_in"], row["tokens_out"]) if row else None
 
-    def put(self, key: str, text: str, *, provider: str, model: str, layer: str, prompt_version: str) -> None:
+    def put(self, key: str, reply: Reply, *, provider: str, model: str, layer: str, prompt_version: str) -> None:
         with self._lock:
             self._db.execute("INSERT INTO llm_cache VALUES (?,?,?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET "
                              "text = excluded.text, created_at = excluded.created_at",
-                             (key, provider, model, layer, prompt_version, text,
+                             (key, provider, model, layer, prompt_version, reply.text,
                               datetime.now(timezone.utc).isoformat(timespec="seconds")))
+            self._db.execute("INSERT INTO llm_cache_tokens VALUES (?,?,?) ON CONFLICT (key) DO UPDATE SET "
+                             "tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out",
+                             (key, reply.tokens_in, reply.tokens_out))
 
     def forget(self, key: str) -> None:
         """Drop one answer, so the question is asked afresh next time."""
         with self._lock:
             self._db.execute("DELETE FROM llm_cache WHERE key=?", (key,))
+            self._db.execute("DELETE FROM llm_cache_tokens WHERE key=?", (key,))
 
     @property
     def hit_rate(self) -> float | None:

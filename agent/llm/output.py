@@ -22,6 +22,9 @@ FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 # below it; anything longer is a broken model or a hostile server, refused unread.
 MAX_ANSWER_CHARS = 200_000
 ERRORS_QUOTED = 4
+# An answer cut by max_tokens inside its last field, the reason (complete escapes only)
+CUT_IN_REASON = re.compile(r'^\s*\{.*"reason"\s*:\s*"(?:[^"\\]|\\.)*$', re.DOTALL)
+CUT_MARK = "..."
 
 def strip_reasoning(text: str) -> str:
     """Remove ``<think>...</think>`` blocks (and a trailing unclosed one) that reasoning models emit."""
@@ -51,12 +54,28 @@ def extract_json_object(text: str) -> dict:
     raise LLMError("invalid_json", f"the answer is not a JSON object: {excerpt!r}")
 
 
+def close_cut_reason(text: str) -> str | None:
+    """The answer closed after its reason, when max_tokens cut it there; None when it was cut elsewhere.
+
+    The schemas put the decision fields first and the reason last, so an answer cut inside its reason
+    has already decided: the reason is kept as far as it goes, marked with ``...``.
+    """
+    cleaned = strip_reasoning(text)
+    return cleaned + CUT_MARK + '"}' if CUT_IN_REASON.match(cleaned) else None
+
+
 def parse_answer(text: str, schema: type[BaseModel]) -> BaseModel:
     """Validate the model's text against the layer's schema; raise LLMError with the specific problem."""
     if len(text) > MAX_ANSWER_CHARS:
         raise LLMError("oversized", f"the answer is {len(text):,} characters long, over {MAX_ANSWER_CHARS:,}: not read")
     try:
-        obj = extract_json_object(text)
+        try:
+            obj = extract_json_object(text)
+        except LLMError:
+            closed = close_cut_reason(text)
+            if closed is None:
+                raise
+            obj = extract_json_object(closed)
         _reject_non_finite(obj)
     except RecursionError:  # both recurse once per nesting level
         raise LLMError("invalid_json", "the answer nests JSON too deeply to be a layer's answer") from None

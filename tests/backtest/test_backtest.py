@@ -163,7 +163,7 @@ def test_cli_rejects_bad_arguments_with_exit_2(capsys):
 
 @pytest.mark.slow
 def test_cascade_mode_with_the_embedded_model_then_a_rerun_from_the_cache(tmp_path, monkeypatch, capsys):
-    from agent.llm.embedded import embedded_runtime_available
+    from agent.llm.providers import embedded_runtime_available
 
     if embedded_runtime_available() is not None:
         pytest.skip(embedded_runtime_available())

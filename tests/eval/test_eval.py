@@ -17,7 +17,7 @@ from agent.eval.dataset import (
     stratified_sample,
 )
 from agent.eval.sentiment import EVAL_TICKER, evaluate_sentiment
-from agent.llm.embedded import embedded_runtime_available
+from agent.llm.providers import embedded_runtime_available
 from agent.news.injection import sanitize_for_prompt
 from tests.conftest import SHARED_DATA, FakeFactory, PromptReadingChatModel, make_deps
 from tests.test_cli import run_cli
@@ -32,7 +32,8 @@ def keyword_answer(prompt: str) -> str:
     if "GARBLE" in prompt:
         return "not json"
     label = "positive" if "UPUP" in prompt else "negative" if "DOWNDOWN" in prompt else "neutral"
-    return json.dumps({"sentiment": label, "score": 0.5, "reason": "keyword"})
+    score = {"positive": 0.8, "negative": 0.2, "neutral": 0.5}[label]  # consistent with its label
+    return json.dumps({"sentiment": label, "score": score, "reason": "keyword"})
 
 
 class KeywordFactory(FakeFactory):
@@ -128,8 +129,8 @@ def test_the_text_reaches_layer_1_sanitised_and_cut_as_the_agent_does(tmp_path):
     prompt = factory.model.prompts[0]
     expected = sanitize_for_prompt(text, 40)
     assert json.dumps(expected, ensure_ascii=False) in prompt and "{UPUP}" not in prompt and "`rose`" not in prompt
-    assert f"Stock: {EVAL_TICKER} (B3)" in prompt and TICKER_RE.match(EVAL_TICKER)
-    assert '"change_1d": 0.0' in prompt and '"rsi": 50.0' in prompt  # the flat tape, not "no headlines"
+    assert f"{EVAL_TICKER}, " in prompt and TICKER_RE.match(EVAL_TICKER)
+    assert '"change_1d":0.0' in prompt and '"rsi":50.0' in prompt  # the flat tape, not "no headlines"
     assert report["truncated"] == 1 and report["max_chars"] == 40
 
 

@@ -26,9 +26,9 @@ from agent.eval.passing import LOOSE_RISK, PASS
 from agent.graph import build_graph, run_cascade
 from agent.layers import LAYERS
 from agent.layers.sentiment import SentimentAnswer
-from agent.llm.embedded import embedded_runtime_available
 from agent.llm.providers import (
     ProviderChoice,
+    embedded_runtime_available,
     make_model_factory,
     ollama_pulled_models,
     resolve_provider,
@@ -194,8 +194,20 @@ def test_factory_model_sends_schema_model_keep_alive_and_options(stub):
         assert sent["format"] == schema
         assert sent["keep_alive"] == settings.ollama.keep_alive
         assert sent["options"]["temperature"] == settings.llm.temperature
-        assert sent["options"]["num_predict"] == settings.llm.max_tokens
+        assert sent["options"]["num_predict"] == settings.layers.sentiment.max_tokens == 64  # the layer's own cap
+        assert "think" not in sent  # think: null on layer 1, so Ollama's default stands
         assert [m["role"] for m in sent["messages"]] == ["system", "user"]
+
+
+def test_the_reasoning_layer_asks_ollama_not_to_think(stub):
+    """layers.risk.think: false goes out as Ollama's think option, so deepseek-r1 answers without a long preamble."""
+    settings = stub_settings(stub.url)
+    assert settings.layers.risk.think is False
+    model = make_model_factory(ollama_choice(settings), settings)("risk", SentimentAnswer.model_json_schema())
+    model.invoke([SystemMessage("You judge risk."), HumanMessage("PETR4")], stream=False)
+    sent = stub.requests[-1]
+    assert sent["think"] is False
+    assert sent["options"]["num_predict"] == settings.layers.risk.max_tokens
 
 
 def test_ollama_timeout_bounds_the_whole_reply_not_each_token(stub):

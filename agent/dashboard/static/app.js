@@ -163,7 +163,7 @@ function renderDefaults(defaults) {
   if (!defaults || !defaults.length) { box.hidden = true; return; }
   box.hidden = false;
   box.replaceChildren(el("strong", {}, "Embedded defaults in use: "), defaults.join(", "),
-    " — decisions come from the embedded SmolLM2-135M model and/or simulated prices, not from Ollama and real market data.");
+    " — decisions come from the small embedded models named in each layer and/or simulated prices, not from Ollama and real market data.");
 }
 
 function plot(id, traces, layout) {

@@ -13,7 +13,8 @@ function layerRow(r) {
   return el("tr", { "data-layer": r.layer },
     el("td", {}, r.layer), el("td", {}, `${r.model} (${r.provider})`), el("td", { class: "num" }, fmt.num(r.score, 2)),
     el("td", { class: r.passed ? "passed" : "failed" }, r.passed ? "passed" : "discarded"),
-    el("td", { class: "reason" }, fmt.text(r.reason)), el("td", { class: "num" }, `${fmt.num(r.latency_ms, 0)} ms${r.cached ? " (from the LLM cache)" : ""}`),
+    el("td", { class: "reason" }, fmt.text(r.reason)), el("td", { class: "num" }, `${fmt.num(r.latency_ms, 0)} ms${r.cached ? " (from the LLM cache)" : ""}` +
+      (r.tokens_in != null ? `, ${r.tokens_in} → ${fmt.num(r.tokens_out, 0)} tokens` : "")),
     el("td", {}, fmt.text(r.error)), el("td", {}, list(r.flags).join(", ") || "–"));
 }
 
