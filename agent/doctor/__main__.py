@@ -15,6 +15,7 @@ from agent.doctor.checks import (
     check_market,
     check_memory,
     check_ollama,
+    check_storage,
     check_vision,
 )
 from agent.doctor.effective import effective_values
@@ -30,7 +31,7 @@ def run_checks(settings, time_embedded: bool = True) -> list[Line]:
     if view is None or not view.up or (view.missing and settings.llm.provider == "auto"):
         why = "LLM_PROVIDER=embedded" if view is None else "Ollama is not usable as configured"
         lines += check_embedded(settings, why, time_embedded)
-    return lines + check_disk(settings) + check_market(settings) + check_alerts(settings)
+    return lines + check_storage(settings) + check_disk(settings) + check_market(settings) + check_alerts(settings)
 
 
 def render(lines: list[Line], config: list[tuple[str, str]]) -> str:

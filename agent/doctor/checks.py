@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from agent.config import ENV_KEYS, LAYER_NAMES, Settings
-from agent.errors import AgentError, ProviderError
+from agent.errors import AgentError, ConfigError, ProviderError
 from agent.llm.catalogue import ModelSpec
 from agent.llm.gguf_files import ensure
 from agent.llm.providers import (
@@ -264,6 +264,40 @@ def _existing_parent(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
+
+
+def check_storage(settings: Settings) -> list[Line]:
+    """What the loop checks before it starts: LOG_DIR a writable folder, the ledger a usable database (the
+    SQLite file opened read-only, never created here; Postgres connected). A failure here stops ``make run``."""
+    import sqlite3
+
+    from agent.store.checks import check_sqlite_file, storage_error, writable_dir
+    from agent.store.db import open_database
+
+    lines = []
+    try:
+        writable_dir(settings.logging.dir, "LOG_DIR")
+    except ConfigError as exc:
+        lines.append(Line("fail", "storage", str(exc), "point LOG_DIR at a writable folder"))
+    try:
+        if settings.database_url is not None:
+            open_database(settings.database_url).execute("SELECT 1")
+            lines.append(Line("ok", "storage", "DATABASE_URL: Postgres answers"))
+        elif settings.ledger_path.is_file():
+            with sqlite3.connect(f"file:{settings.ledger_path}?mode=ro", uri=True) as con:
+                con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            lines.append(Line("ok", "storage", f"DATABASE_PATH: ledger {settings.ledger_path} opens"))
+        else:
+            check_sqlite_file(settings.ledger_path, "DATABASE_PATH")
+            lines.append(Line("info", "storage", f"DATABASE_PATH: no ledger yet; the first run creates "
+                                                 f"{settings.ledger_path}"))
+    except sqlite3.DatabaseError as exc:
+        err = storage_error("DATABASE_PATH", settings.ledger_path, exc)
+        lines.append(Line("fail", "storage", str(err), "restore the ledger from a backup, or move it away"))
+    except ConfigError as exc:
+        key = "DATABASE_URL" if settings.database_url is not None else "DATABASE_PATH"
+        lines.append(Line("fail", "storage", str(exc), f"fix {key}"))
+    return lines
 
 
 def check_disk(settings: Settings) -> list[Line]:

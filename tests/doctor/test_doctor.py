@@ -105,3 +105,26 @@ def test_guide_placeholders_for_alerts_are_reported(tmp_path):
     assert "[WARN] alerts   telegram is configured but apprise does not recognise its settings" in text
     assert "email.com is not a provider apprise knows" in text and "fix: set SMTP_HOST" in text
     assert code == 0  # alerts never block a run
+
+
+def test_doctor_fails_on_the_storage_the_loop_would_refuse(tmp_path):
+    """The loop stops at start-up on these (exit 2); the doctor must not say "Nothing blocks a run"."""
+    from agent.doctor.checks import check_storage
+    from tests.conftest import make_settings
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(bytes(range(256)) * 20)
+    log_file = tmp_path / "logfile"
+    log_file.write_text("not a folder")
+    cases = {
+        "DATABASE_PATH": make_settings({("database_path",): garbage, ("logging", "dir"): tmp_path / "logs"}),
+        "LOG_DIR": make_settings({("database_path",): tmp_path / "data", ("logging", "dir"): log_file}),
+        "DATABASE_URL": make_settings({("database_path",): tmp_path / "data", ("logging", "dir"): tmp_path / "logs",
+                                       ("database_url",): closed_port_url().replace("http://", "postgresql://u:secret@") + "/x"}),
+    }
+    for key, settings in cases.items():
+        failed = [line for line in check_storage(settings) if line.status == "fail"]
+        assert len(failed) == 1 and failed[0].message.startswith(f"{key}:"), (key, failed)
+        assert "secret" not in failed[0].message
+    fresh = check_storage(make_settings({("database_path",): tmp_path / "new", ("logging", "dir"): tmp_path / "l"}))
+    assert [line.status for line in fresh] == ["info"] and not (tmp_path / "new" / "agent.db").exists()
