@@ -38,7 +38,7 @@ def test_the_old_llm_cache_is_found_under_the_keys_the_code_computes_now(tmp_pat
     for question in asked:
         assert cache_key(**question["kwargs"]) == question["key"]
         answer = cache.get(question["key"], question["kwargs"]["layer"])
-        assert answer is not None and json.loads(answer) == PASS[question["kwargs"]["layer"]]
+        assert answer is not None and json.loads(answer.text) == PASS[question["kwargs"]["layer"]]
     cache.close()
 
 
