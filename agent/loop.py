@@ -11,7 +11,8 @@ Safe to leave running:
 - live sources wait for B3 sessions (the calendar), sleeping until the next open, never spinning;
 - SIGINT/SIGTERM finish the work in flight (layer-major: the LLM calls running; ticker-major: the ticker),
   start nothing more, abandon the rest of the cycle and exit 0; a second signal exits at once (130);
-- a watchdog alerts when no cycle has completed for loop.stall_after_intervals intervals.
+- a watchdog alerts when no cycle has completed for loop.stall_after_intervals intervals (or slowest
+  cycles, whichever is longer; never sooner than loop.min_stall_s).
 
 Control a running (or stopped) agent from another shell; the state is kept in DATABASE_PATH:
 ``python -m agent.loop --halt "reason"``, ``--no-new-buys``, ``--resume``, ``--status``.
@@ -279,19 +280,24 @@ class TradingLoop:
     def run(self, cycles: int = 0, watchdog: Watchdog | None = None) -> int:
         """Cycles until stopped (or ``cycles`` done). Returns the number of cycles run."""
         interval = self.settings.analysis_interval_s
-        stall_after = self.settings.loop.stall_after_intervals * interval
+        slowest = 0.0
+
+        def stall_after() -> float:
+            loop = self.settings.loop
+            return max(loop.stall_after_intervals * max(interval, slowest), loop.min_stall_s)
+
         while not self.stop.is_set():
             closed_for = self._seconds_until_open()
             if closed_for:
                 logger.info("B3 is closed: sleeping {:.0f} min until the next session opens", closed_for / 60)
                 self._record_health(CycleReport(self.cycle), sleeping_for=closed_for)
                 if watchdog:
-                    watchdog.expect_within(closed_for + stall_after)
+                    watchdog.expect_within(closed_for + stall_after())
                 if self.wait(closed_for):
                     break
                 continue
             if watchdog:
-                watchdog.expect_within(stall_after)  # a first cycle that hangs is a stall too
+                watchdog.expect_within(stall_after())  # a first cycle that hangs is a stall too
             try:
                 report = self.run_cycle()
             except Exception as exc:  # noqa: BLE001 - e.g. a locked database or a full disk: retry next cycle
@@ -305,9 +311,10 @@ class TradingLoop:
                 COUNTERS.inc("cycle_overruns_total")
                 logger.warning("cycle {} took {:.0f}s, longer than the {}s interval", report.number, report.took_s,
                                interval)
+            slowest = max(slowest, report.took_s)
             pause = max(interval - report.took_s, 0.0)
             if watchdog:
-                watchdog.expect_within(pause + stall_after)
+                watchdog.expect_within(pause + stall_after())
             if self.wait(pause):
                 break
         if self.stop_reason:

@@ -303,6 +303,33 @@ def test_watchdog_alerts_once_per_missed_deadline():
     assert dog.check() and len(stalls) == 2
 
 
+def test_a_busy_loop_is_not_called_stalled(tmp_path):
+    """A first cycle that loads models, or a cascade slower than a short interval, is busy: the watchdog's
+    deadline covers the slowest cycle so far, and is never under loop.min_stall_s."""
+    from agent.loop import CycleReport
+
+    loop, _, _ = setup_loop(tmp_path, tickers=("PETR4",), overrides={("analysis_interval_s",): 5})
+    took = iter([100.0, 20.0])
+
+    def cycle():
+        loop.cycle += 1
+        return CycleReport(loop.cycle, took_s=next(took))
+
+    loop.run_cycle = cycle
+
+    class Deadlines:
+        seen: list[float] = []
+
+        def expect_within(self, seconds: float) -> None:
+            self.seen.append(seconds)
+
+    dog = Deadlines()
+    assert loop.run(cycles=2, watchdog=dog) == 2
+    first, after_slow_cycle = dog.seen[0], dog.seen[2]
+    assert first == loop.settings.loop.min_stall_s == 300  # 3 x 5 s would call the first cycle stalled
+    assert after_slow_cycle >= 3 * 100.0  # the pause (0) plus three of the slowest cycle
+
+
 def test_live_sources_sleep_until_the_next_b3_open(tmp_path):
     loop, days, _ = setup_loop(tmp_path, tickers=("PETR4",), overrides={("loop", "market_hours"): "always"})
     saturday = datetime(2025, 7, 5, 15, 0, tzinfo=timezone.utc)

@@ -255,6 +255,9 @@ class LoopSettings(_Strict):
     scheduling: Literal["layer_major", "ticker_major"] = "layer_major"
     market_hours: Literal["auto", "always", "never"] = "auto"  # auto: gate live sources only (sim/csv run any time)
     stall_after_intervals: float = Field(3.0, ge=1.0, le=1000.0)  # alert when no cycle completed in this many intervals
+    # ...of the interval or of the slowest cycle so far, whichever is longer, and never sooner than this: a first
+    # cycle loads the models, and a slow cascade with a short interval is busy, not stalled
+    min_stall_s: float = Field(300.0, ge=1.0, le=86_400.0)
     failure_backoff_max_s: int = Field(3600, ge=0, le=86_400)  # cap on the backoff of a ticker failing the same way
 
 

@@ -37,7 +37,7 @@ def health(settings: SettingsDep, records: Records, ledger: Ledger, clock: Clock
                 "last_cycle": None, "age_s": None, "cycles": [], **base}
     newest, last = rows[0], (finished[0] if finished else rows[0])
     age = max((now - datetime.fromisoformat(newest["ts"])).total_seconds(), 0.0)
-    stall_after = settings.loop.stall_after_intervals * newest["interval_s"]
+    stall_after = max(settings.loop.stall_after_intervals * newest["interval_s"], settings.loop.min_stall_s)
     wake = datetime.fromisoformat(newest["sleeping_until"]) if newest["sleeping_until"] else None
     if wake is not None and now < wake + timedelta(seconds=stall_after):
         status, why = "sleeping", f"B3 is closed: the loop sleeps until {wake.isoformat()}"
