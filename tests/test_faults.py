@@ -187,7 +187,7 @@ def test_made_up_citations_are_cut_and_counted(stub, tmp_path):
 
 def test_a_long_gate_reason_is_cut_and_counted(stub, tmp_path):
     stub.content[MODELS["data_validation"]] = json.dumps(
-        {"valid": True, "score": 0.9, "issues": ["i" * 300] * 10, "reason": "r" * 600})
+        {"valid": True, "score": 0.9, "issues": ["i" * 300] * 10, "reason": "r" * 300})
     record = decide_through(stub, tmp_path)
     judged = next(r for r in record["layers"] if r["layer"] == "data_validation")
     assert judged["passed"] is True and len(judged["reason"]) < 2100

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 
 import numpy as np
@@ -13,7 +13,8 @@ import pandas as pd
 from agent.config import normalize_ticker
 from agent.errors import DataError
 from agent.market.bars import Bars, window_bars
-from agent.market.validation import validate_bars
+from agent.market.calendar import B3_TZ
+from agent.market.validation import latest_real_bar, validate_bars
 
 
 def _ticker_seed(ticker: str, seed: int) -> int:
@@ -45,12 +46,19 @@ class SimProvider:
         if timeframe != "1d" and timeframe not in SIM_INTRADAY_MINUTES:
             raise DataError(f"sim provider: timeframe {timeframe!r} is not generated "
                             f"(1d, {', '.join(SIM_INTRADAY_MINUTES)})")
-        last = pd.Timestamp(end or self.today or date.today())
-        full = self._series(ticker, last.date().isoformat())
+        live = end is None and self.today is None
+        now = datetime.now(B3_TZ)
+        # live: nothing a real feed could not have yet (today's daily bar only once its session is complete)
+        last = latest_real_bar(now, "1d") if live else pd.Timestamp(end or self.today)
+        full = self._series(ticker, (max(last, pd.Timestamp(now.date())) if live else last).date().isoformat())
         if timeframe != "1d":
             per_day = SIM_SESSION_MINUTES // SIM_INTRADAY_MINUTES[timeframe]
             days = full.iloc[-(lookback // per_day + 2):]
             full = pd.concat([self._intraday(ticker, ts, row, timeframe) for ts, row in days.iterrows()])
+            if live:
+                full = full.loc[full.index <= latest_real_bar(now, timeframe)]
+        elif live:
+            full = full.loc[full.index <= last]
         raw = window_bars(full, end, lookback)
         if raw.empty:
             raise DataError(f"sim provider: no bars for {ticker} up to {last.date()}")

@@ -130,16 +130,16 @@ def outside_regular_session(index: pd.DatetimeIndex) -> pd.Series:
 
 
 def latest_real_bar(now: datetime, timeframe: str) -> pd.Timestamp:
-    """The newest stamp a real bar can carry at ``now`` (B3 local time): for daily bars, today's session
-    once it has opened (its bar is still forming), else the last complete session; intraday, now itself."""
+    """The newest stamp a finished (or, intraday, started) bar can carry at ``now`` (B3 local time): for daily
+    bars the last complete session, so today's bar is not taken as final while its session runs; intraday,
+    now itself."""
     local = now.astimezone(B3_TZ)
     if timeframe != "1d":
         return pd.Timestamp(local.replace(tzinfo=None))
-    cal, today = default_calendar(), local.date()
     try:
-        day = today if cal.is_session(today) and local >= cal.session_open(today) else cal.last_complete_session(local)
+        day = default_calendar().last_complete_session(local)
     except ValueError:  # beyond the calendar's range: the calendar day is the bound
-        day = today
+        day = local.date()
     return pd.Timestamp(day)
 
 
@@ -159,13 +159,20 @@ def without_future_bars(market: MarketDataProvider, bars: Bars, now: datetime, l
     again = market.get_bars(bars.ticker, bars.timeframe, end=limit.date(), lookback=lookback)
     frame = again.frame.loc[~future(again.frame)]
     n = int(ahead.sum())
-    COUNTERS.inc("bars_dropped_total", n, reason="future_dated")
+    newest = pd.Timestamp(bars.frame.index[-1])
+    local = now.astimezone(B3_TZ)
+    # a daily bar for today while its session runs (or before it closes) is unfinished, not a wrong date
+    unfinished = bars.timeframe == "1d" and n == 1 and newest.date() == local.date()
+    reason = "unfinished_session" if unfinished else "future_dated"
+    COUNTERS.inc("bars_dropped_total", n, reason=reason)
     bound = limit.date().isoformat() if bars.timeframe == "1d" else limit.isoformat(timespec="minutes")
+    why = ("today's session is not complete: its daily bar is still forming" if unfinished
+           else "a shifted file or a wrong clock")
     report = again.report.model_copy(update={
-        "rows_out": len(frame), "dropped": {**again.report.dropped, "future_dated": n},
+        "rows_out": len(frame), "dropped": {**again.report.dropped, reason: n},
         "notes": [*again.report.notes, f"{n} bar(s) dated after {bound}, the newest a real bar can be at "
-                  f"{now.astimezone(B3_TZ):%Y-%m-%d %H:%M} B3 time, were dropped: a shifted file or a wrong clock"],
+                  f"{local:%Y-%m-%d %H:%M} B3 time, were dropped: {why}"],
         "last_bar": pd.Timestamp(frame.index[-1]).isoformat() if len(frame) else None})
-    logger.warning("{} {}: dropped {} future-dated bar(s), the newest {}", bars.ticker, bars.timeframe, n,
-                   pd.Timestamp(bars.frame.index[-1]).isoformat())
+    (logger.info if unfinished else logger.warning)("{} {}: dropped {} bar(s) dated after {}, the newest {} ({})",
+                                                    bars.ticker, bars.timeframe, n, bound, newest.isoformat(), why)
     return Bars(bars.ticker, bars.timeframe, again.source, frame, report)

@@ -295,3 +295,31 @@ def test_files_the_cuts_do_not_cover_are_validated_cut_by_cut(tmp_path):
                                           "2024-01-02,11,12,10,11.5,200\n")
     bars = CsvProvider(tmp_path).get_bars("ODD3", end=date(2024, 1, 3), lookback=10)
     assert list(bars.frame.index) == list(pd.to_datetime(["2024-01-02", "2024-01-03"]))
+
+
+def test_todays_daily_bar_is_not_final_while_its_session_runs():
+    """At 11:41 on a B3 session day the newest finished daily bar is the previous session's; intraday
+    bars may run up to now."""
+    from datetime import datetime
+
+    from agent.market.calendar import B3_TZ
+    from agent.market.validation import latest_real_bar
+
+    during = datetime(2025, 6, 30, 11, 41, tzinfo=B3_TZ)  # a Monday session
+    assert latest_real_bar(during, "1d") == pd.Timestamp("2025-06-27")
+    assert latest_real_bar(datetime(2025, 6, 30, 19, 0, tzinfo=B3_TZ), "1d") == pd.Timestamp("2025-06-30")
+    assert latest_real_bar(during, "1h") == pd.Timestamp("2025-06-30 11:41")
+
+
+def test_the_live_sim_gives_nothing_a_real_feed_could_not_have_yet():
+    from datetime import datetime
+
+    from agent.market.calendar import B3_TZ
+    from agent.market.validation import latest_real_bar
+
+    now = datetime.now(B3_TZ)
+    sim = SimProvider(seed=7)
+    daily = sim.get_bars("PETR4", "1d")
+    assert daily.frame.index[-1] <= latest_real_bar(now, "1d") and "future_dated" not in daily.report.dropped
+    hourly = sim.get_bars("PETR4", "1h")
+    assert hourly.frame.index[-1] <= pd.Timestamp(datetime.now(B3_TZ).replace(tzinfo=None))
