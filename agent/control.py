@@ -11,6 +11,7 @@ from datetime import datetime
 from agent.cli import EXIT_CONFIG, exit_code, settings_from_args
 from agent.errors import ConfigError
 from agent.market.calendar import B3_TZ, b3_timestamp
+from agent.ops.logs import setup_logging
 from agent.store.checks import ledger_errors
 from agent.trace import print_error
 from agent.trading.kill_switch import KillSwitch, TradingState
@@ -35,6 +36,7 @@ def control(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
     except ConfigError as exc:
         return exit_code(exc)
+    setup_logging(settings, to_file=False)
     if settings.database_url is None and not settings.ledger_path.is_file():
         print_error(ConfigError(f"DATABASE_PATH: no agent database at {settings.ledger_path.resolve()}: set "
                                 "DATABASE_PATH to the database the agent uses"))

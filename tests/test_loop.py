@@ -214,6 +214,8 @@ def test_a_command_line_halt_is_stamped_in_b3_time_like_the_trader(tmp_path, mon
     finally:
         monkeypatch.delenv("TZ")
         _time.tzset()
+    created = KillSwitch(tmp_path / "fresh.db").status()["changed_at"]  # a fresh switch says when it began
+    assert created.endswith("-03:00")
     changed_at = KillSwitch(tmp_path / "agent.db").status()["changed_at"]
     stamped = datetime.fromisoformat(changed_at)
     assert changed_at.endswith("-03:00") and stamped.utcoffset() == timedelta(hours=-3)

@@ -126,6 +126,6 @@ def print_summary(result: dict[str, Any]) -> None:
     console.print(table)
     m = result["metrics"]
     console.print(f"{m['decisions']} decisions, {m['buys']} BUY, LLM calls per decision {m['llm_calls_per_decision']}, "
-                  f"cache hit rate {m['cache_hit_rate']}, {m['bars_per_second']} bars/s")
+                  f"cache hit rate {'n/a' if m['cache_hit_rate'] is None else m['cache_hit_rate']}, {m['bars_per_second']} bars/s")
     if result.get("report"):
         console.print(f"report: {result['report'].get('report.html', result['report'])}")

@@ -1,4 +1,4 @@
-"""``python -m agent.dashboard`` (``make dashboard``): the dashboard alone, over the loop's stores."""
+"""python -m agent.dashboard (make dashboard): the dashboard alone, over the loop's stores."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 
 import uvicorn
 
-from agent.cli import exit_code
-from agent.config import load_settings
+from agent.cli import exit_code, settings_from_args
 from agent.dashboard.server import announce, url_of, uvicorn_config
 from agent.errors import ConfigError
 from agent.ops.logs import setup_logging
@@ -20,10 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bind", help="address to listen on (env DASHBOARD_BIND; default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (env DASHBOARD_PORT; default 8050)")
     p.add_argument("--config", type=Path, help="config file (default: config.yaml in the project)")
+    p.add_argument("--env-file", type=Path, help="the .env file to read (default: .env in the project)")
     args = p.parse_args(argv)
     try:
-        settings = load_settings(args.config, overrides={("dashboard", "bind"): args.bind,
-                                                          ("dashboard", "port"): args.port})
+        settings = settings_from_args(args, {("dashboard", "bind"): args.bind, ("dashboard", "port"): args.port})
     except ConfigError as exc:
         return exit_code(exc)
     setup_logging(settings, to_file=False)

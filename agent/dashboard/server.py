@@ -47,7 +47,9 @@ def uvicorn_config(settings: Settings, port: int | None = None, app: Any | None 
 
 
 def announce(settings: Settings, url: str) -> None:
-    logger.info("dashboard: {} (read-only; {})", url, control_policy(settings).why)
+    policy = control_policy(settings)
+    controls = "kill-switch controls on" if policy.enabled else "read-only: kill-switch controls off"
+    logger.info("dashboard: {} ({}; {})", url, controls, policy.why)
     if not settings.dashboard.loopback:
         logger.warning("dashboard: {} is not loopback; anyone on the network can read the agent's decisions",
                        settings.dashboard.bind)

@@ -1,11 +1,12 @@
-"""``python -m agent.doctor``: run the checks, print each line with its status, exit 1 when a run is blocked."""
+"""python -m agent.doctor (make doctor): run the checks, print each line with its status, exit 1 when a run is blocked."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from agent.config import load_settings
+from agent.cli import settings_from_args
 from agent.doctor.checks import (
     Line,
     check_alerts,
@@ -20,6 +21,7 @@ from agent.doctor.checks import (
 )
 from agent.doctor.effective import effective_values
 from agent.errors import ConfigError
+from agent.ops.logs import setup_logging
 
 MARKS = {"ok": "[ OK ]", "info": "[INFO]", "warn": "[WARN]", "fail": "[FAIL]"}
 
@@ -57,13 +59,15 @@ def report(settings, time_embedded: bool = True) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agent.doctor", description=__doc__)
-    parser.add_argument("--config", help="config.yaml to check (default: the project's)")
+    parser.add_argument("--config", type=Path, help="config.yaml to check (default: the project's)")
+    parser.add_argument("--env-file", type=Path, help="the .env file to read (default: .env in the project)")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        settings = settings_from_args(args)
     except ConfigError as exc:
         print(f"{MARKS['fail']} config   {exc}\n{'':16}fix: correct the key named above in .env or config.yaml")
         return 1
+    setup_logging(settings, to_file=False)
     text, code = report(settings)
     print(text)
     return code

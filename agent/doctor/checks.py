@@ -192,7 +192,7 @@ def check_embedded(settings: Settings, why: str, timed: bool = True) -> list[Lin
     per_layer = ", ".join(f"{layer} {spec.name}" for layer, spec in specs.items())
     distinct = list(dict.fromkeys(specs.values()))
     need = sum(spec.ram_mb for spec in distinct) * 1024 * 1024
-    lines = [Line("ok", "embedded", f"{why}: {per_layer} (about {_gb(need)} resident once all are loaded); "
+    lines = [Line("ok", "embedded", f"the embedded models serve the cascade ({why}): {per_layer}; "
                                     "text-only (layer 5 gets no chart)")]
     free = available_memory()
     if free is not None and need * MEMORY_HEADROOM > free:
@@ -200,6 +200,8 @@ def check_embedded(settings: Settings, why: str, timed: bool = True) -> list[Lin
                                             f"{_gb(need * MEMORY_HEADROOM)}", "free memory (`free -h`), or "
                                             "EMBEDDED_PROFILE=tiny"))
         return lines
+    if free is not None:
+        lines.append(Line("ok", "memory", f"{_gb(free)} available for about {_gb(need)} of embedded models"))
     return lines + ([line for spec in distinct for line in embedded_latency(settings, spec, specs)] if timed else [])
 
 

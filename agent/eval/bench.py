@@ -32,6 +32,7 @@ from agent.config import LAYER_NAMES, PROJECT_ROOT, load_settings
 from agent.eval.ollama_stub import OllamaStub
 from agent.eval.passing import LOOSE_RISK, PASS
 from agent.market.csv_files import CsvProvider
+from agent.ops.logs import STDERR_FORMAT
 
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "b3" / "daily"
 
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = p.parse_args(argv)
     logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    logger.add(sys.stderr, level="WARNING", format=STDERR_FORMAT)
     if not args.data_dir.is_dir():
         print(f"error: no daily CSVs at {args.data_dir} (use --data-dir)", file=sys.stderr)
         return 2

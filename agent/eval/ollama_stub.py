@@ -13,7 +13,7 @@ It serves the two endpoints the agent uses, with the shapes a real Ollama answer
 Usage::
 
     with OllamaStub(models=["mistral:7b"], content={"mistral:7b": '{"score": 0.9}'}) as stub:
-        ...  # point the client at stub.url; then assert on stub.chat_requests
+        ...  # point the client at stub.url; then assert on stub.requests
 
 Every attribute below may be changed while the stub runs; handlers read them per request.
 """

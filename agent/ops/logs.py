@@ -52,6 +52,9 @@ def _not_perf(record: dict) -> bool:
     return not record["extra"].get("perf")
 
 
+STDERR_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"  # every command's stderr
+
+
 def setup_logging(settings: Settings, *, to_file: bool = True) -> None:
     """stderr at LOG_LEVEL, plus the files under LOG_DIR (rotating) unless ``to_file`` is off."""
     secrets = secret_values(settings)
@@ -61,8 +64,7 @@ def setup_logging(settings: Settings, *, to_file: bool = True) -> None:
 
     logger.remove()
     logger.configure(patcher=patch)
-    fmt = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
-    logger.add(sys.stderr, level=settings.logging.level, format=fmt, backtrace=False, diagnose=False, filter=_not_perf)
+    logger.add(sys.stderr, level=settings.logging.level, format=STDERR_FORMAT, backtrace=False, diagnose=False, filter=_not_perf)
     if to_file:
         log_dir = settings.logging.dir
         log_dir.mkdir(parents=True, exist_ok=True)

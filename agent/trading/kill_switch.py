@@ -11,6 +11,7 @@ A breach of the daily-loss or drawdown limit sets HALTED automatically. Only a p
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from loguru import logger
 from pydantic import SecretStr
 
 from agent.config import KillSwitchSettings
+from agent.market.calendar import B3_TZ, b3_timestamp
 from agent.store.db import Database, check_schema, next_seq, open_database
 from agent.trading import queries
 
@@ -68,7 +70,8 @@ class KillSwitch:
         self.db.script(SCHEMA)
         check_schema(self.db, SCHEMA, "the kill switch")
         self.db.execute("INSERT INTO kill_switch (id, state, reason, changed_at, changed_by) "
-                        "VALUES (1, 'RUNNING', 'initial state', '', 'system') ON CONFLICT DO NOTHING")
+                        "VALUES (1, 'RUNNING', 'initial state', ?, 'system') ON CONFLICT DO NOTHING",
+                        (b3_timestamp(datetime.now(B3_TZ)),))
 
     def status(self) -> dict[str, Any]:
         return dict(self.db.execute("SELECT state, reason, changed_at, changed_by, day, day_open, peak "
