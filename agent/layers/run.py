@@ -43,7 +43,8 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
             result = LayerResult(layer=spec.name, model=model_name, provider=deps.provider.name, score=None,
                                  passed=False, reason=f"LLM failure ({exc.kind}): {exc}", latency_ms=elapsed(),
                                  error=exc.kind, prompt_version=deps.prompts.get(spec.name, state["ticker"]).version,
-                                 think=think)
+                                 think=think, tokens_in=getattr(exc, "tokens_in", None),
+                                 tokens_out=getattr(exc, "tokens_out", None))
         else:
             gate = spec.gate(answer, deps.settings)
             passed, reason = gate.passed, gate.reason

@@ -140,10 +140,14 @@ def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> Calle
     reply = hit if hit is not None else _call_with_retries(deps, spec, schema, system, user, ticker)
     if hit is None and cache is not None:
         cache.put(key, reply, provider=deps.provider.name, model=model_name, layer=spec.name, prompt_version=version)
-    answer = parse_answer(reply.text, spec.answer)
-    problem = spec.consistency(answer, deps.settings) if spec.consistency else None
-    if problem:
-        raise LLMError("inconsistent", f"inconsistent answer: {problem}")
+    try:
+        answer = parse_answer(reply.text, spec.answer)
+        problem = spec.consistency(answer, deps.settings) if spec.consistency else None
+        if problem:
+            raise LLMError("inconsistent", f"inconsistent answer: {problem}")
+    except LLMError as exc:  # an invalid answer still cost its tokens: the record says how many
+        exc.tokens_in, exc.tokens_out = reply.tokens_in, reply.tokens_out
+        raise
     flags = check_citations(getattr(answer, "cited", {}) or {}, spec.citable(state), deps.settings.llm.claim_tolerance) \
         if spec.citable else []
     return Called(answer, flags, version, hit is not None, reply.tokens_in, reply.tokens_out)
