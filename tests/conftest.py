@@ -34,7 +34,7 @@ FIXED_NOW = datetime(2025, 6, 30, 21, 0, tzinfo=timezone.utc)
 DISCARD: dict[str, dict[str, Any]] = {
     "sentiment": {"sentiment": "negative", "score": 0.3, "reason": "bad news"},
     "technical": {"trend": "bearish", "score": 0.2, "reason": "downtrend"},
-    "risk": {"risk": 0.9, "approve": True, "size_factor": 1.0, "reason": "too volatile"},
+    "risk": {"approve": False, "risk": 0.9, "size_factor": 0.0, "reason": "too volatile"},
     "data_validation": {"valid": False, "score": 0.2, "issues": ["gap"], "reason": "gap in bars"},
     "final_score": {"score": 0.5, "reason": "not convinced"},
 }

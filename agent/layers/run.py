@@ -50,7 +50,8 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
                                  passed=False, reason=bounded(f"LLM failure ({exc.kind}): {exc}", MAX_REASON_CHARS,
                                                               "reason"), latency_ms=elapsed(),
                                  error=exc.kind, prompt_version=deps.prompts.get(spec.name, state["ticker"]).version,
-                                 cached=exc.cached, image=image, think=think)
+                                 cached=exc.cached, image=image, think=think,
+                                 tokens_in=getattr(exc, "tokens_in", None), tokens_out=getattr(exc, "tokens_out", None))
         else:
             gate = spec.gate(answer, deps.settings)
             passed, reason = gate.passed, gate.reason

@@ -26,10 +26,10 @@ class SentimentAnswer(LayerAnswer):
 def inputs(state: CascadeState) -> dict[str, Any]:
     ind = state.get("indicators") or {}
     headlines = state.get("headlines") or []
-    price_action = {k: ind.get(k) for k in ("close", "change_1d", "change_5d", "change_20d", "rsi")}
-    if not headlines:
-        return {"headlines": [], "note": "no headlines: judge the price action", "price_action": price_action}
-    return {"headlines": headlines, "price_action": price_action}
+    price_action = {"close": ind.get("close"), "rsi": ind.get("rsi")}
+    for k in ("change_1d", "change_5d", "change_20d"):  # "+14.0%": small models read a move better than 0.14
+        price_action[k] = None if ind.get(k) is None else f"{ind[k]:+.1%}"
+    return {"headlines": headlines, "price_action": price_action} if headlines else {"price_action": price_action}
 
 
 def precheck(state: CascadeState, s: Settings) -> Gate | None:

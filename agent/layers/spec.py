@@ -25,9 +25,6 @@ Score = Field(ge=0.0, le=1.0, description="0.0 to 1.0")
 # The reason comes last and stays short: on a CPU host every answer token costs ~0.1 s (docs/cascade.md).
 Reason = Field(min_length=1, max_length=400, description="at most 15 words")
 Cited = Field(default_factory=dict, max_length=40, description='"name":value, at most 3, copied from the input')
-# Derived values a layer need not read twice: bb_middle is sma_20, macd_signal is macd - macd_hist,
-# bb_percent is where the close sits between the bands.
-DERIVED_INDICATORS = ("bb_middle", "macd_signal", "bb_percent")
 
 
 class LayerAnswer(BaseModel):

@@ -6,7 +6,6 @@ from typing import Any, Literal
 
 from agent.config import Settings
 from agent.layers.spec import (
-    DERIVED_INDICATORS,
     Cited,
     Gate,
     LayerAnswer,
@@ -29,8 +28,25 @@ class TechnicalAnswer(LayerAnswer):
 
 
 def inputs(state: CascadeState) -> dict[str, Any]:
-    indicators = {k: v for k, v in indicators_view(state).items() if k not in DERIVED_INDICATORS}
-    return {"indicators": indicators, "timeframes": timeframes_view(state)}
+    return {"indicators": readable_indicators(indicators_view(state)), "timeframes": timeframes_view(state)}
+
+
+def readable_indicators(ind: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot as a small model reads it best: moves and distances to the averages in percent
+    ("+7.6%"), the oscillators as they are. Plain arithmetic on the computed values, no judgment."""
+    close = ind.get("close")
+
+    def pct(x: float | None) -> str | None:
+        return None if x is None else f"{x:+.1%}"
+
+    def vs(avg: str) -> str | None:
+        return pct(close / ind[avg] - 1) if close and ind.get(avg) else None
+
+    out = {"rsi": ind.get("rsi"), "macd_hist": ind.get("macd_hist"), "adx": ind.get("adx"),
+           "volume_ratio": ind.get("volume_ratio"), "bb_percent": ind.get("bb_percent"),
+           "change_5d": pct(ind.get("change_5d")), "change_20d": pct(ind.get("change_20d"))}
+    out.update({f"close_vs_{avg}": vs(avg) for avg in ("sma_20", "sma_50", "sma_200", "ema_21")})
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def timeframes_view(state: CascadeState) -> dict[str, Any]:

@@ -167,10 +167,11 @@ def call_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps, chart: C
         problem = spec.consistency(answer, deps.settings) if spec.consistency else None
         if problem:
             raise LLMError("inconsistent", f"inconsistent answer: {problem}")
-    except LLMError as exc:
+    except LLMError as exc:  # an invalid answer still cost its tokens: the record says how many
         if hit is not None:  # stored before answers were validated first (an older version): never replayed again
             cache.forget(key)
         exc.cached = hit is not None
+        exc.tokens_in, exc.tokens_out = reply.tokens_in, reply.tokens_out
         raise
     if hit is None and cache is not None:  # only an answer that passed validation is worth replaying
         cache.put(key, reply, provider=deps.provider.name, model=model_name, layer=spec.name, prompt_version=version)

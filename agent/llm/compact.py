@@ -42,11 +42,11 @@ def _field(schema: dict, prop: dict) -> str:
     kind = prop.get("type")
     if kind == "number":
         low, high = prop.get("minimum"), prop.get("maximum")
-        return f"{low}-{high}" if low is not None and high is not None else "number"
+        return f"<number {low:g} to {high:g}>" if low is not None and high is not None else "<number>"
     if kind == "boolean":
         return "true|false"
     if kind == "string":
-        return json.dumps(prop.get("description") or "text")
+        return f'"<{prop.get("description") or "text"}>"'
     if kind == "array":
         return '["..."]'
     if kind == "object":
@@ -57,7 +57,12 @@ def _field(schema: dict, prop: dict) -> str:
     return "value"
 
 
+# Optional fields the template leaves out: small models copy a template's placeholders literally, and a
+# citation is allowed, and checked, but not asked for.
+OPTIONAL_UNSHOWN = ("cited",)
+
+
 def answer_template(schema: dict) -> str:
-    """``{"sentiment":"positive"|"neutral"|"negative","score":0.0-1.0,"reason":"..."}``, in field order."""
-    props = schema.get("properties") or {}
+    """``{"sentiment":"positive"|"neutral"|"negative","score":<number 0 to 1>,"reason":"<...>"}``, in field order."""
+    props = {k: v for k, v in (schema.get("properties") or {}).items() if k not in OPTIONAL_UNSHOWN}
     return "{" + ",".join(f"{json.dumps(name)}:{_field(schema, prop)}" for name, prop in props.items()) + "}"
