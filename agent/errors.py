@@ -101,6 +101,13 @@ class AlertSendError(Exception):
         self.kind, self.retryable = kind, retryable
 
 
+def describe_exception(exc: BaseException) -> str:
+    """The exception with its traceback, as text, so the log's secret masking covers it too."""
+    import traceback
+
+    return "".join(traceback.format_exception(exc)).rstrip()
+
+
 def validation_problems(exc: "ValidationError", *, limit: int | None = None, label=None, show_input=None,
                         unknown_key: str = "unknown key") -> list[str]:
     """A pydantic ``ValidationError`` as short ``where = value: message`` lines: the one formatter of

@@ -26,7 +26,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable
@@ -38,7 +37,7 @@ from agent.config import LAYER_NAMES
 from agent.control import add_control_flags, control, wants_control
 from agent.dashboard.server import serve_in_thread
 from agent.deps import CascadeDeps
-from agent.errors import ConfigError, ProviderError
+from agent.errors import ConfigError, ProviderError, describe_exception
 from agent.graph import build_graph
 from agent.llm.cache import LLMCache
 from agent.market.calendar import B3_TZ, b3_timestamp, default_calendar
@@ -61,11 +60,6 @@ from agent.trading.backoff import Backoff, failure_kind
 from agent.trading.heartbeat import LoopHealth
 from agent.trading.kill_switch import TradingState
 from agent.trading.trader import PaperTrader
-
-
-def describe(exc: BaseException) -> str:
-    """The exception with its traceback, as text, so the log's secret masking covers it too."""
-    return "".join(traceback.format_exception(exc)).rstrip()
 
 
 @dataclass
@@ -134,7 +128,7 @@ class TradingLoop:
                 if isinstance(outcome, Exception):
                     report.counts["failed"] += 1
                     COUNTERS.inc("ticker_failures_total", ticker=ticker, kind=type(outcome).__name__)
-                    logger.error("{}: cascade failed: {}", ticker, describe(outcome))
+                    logger.error("{}: cascade failed: {}", ticker, describe_exception(outcome))
                     self.backoff.record(ticker, type(outcome).__name__)
                 elif outcome is not None:
                     report.counts[outcome["decision"]] += 1
@@ -167,7 +161,7 @@ class TradingLoop:
             order = self.trader.on_decision(record)
         except Exception as exc:  # noqa: BLE001 - a restart queues a recorded BUY the ledger never saw
             COUNTERS.inc("ticker_failures_total", ticker=record["ticker"], kind=type(exc).__name__)
-            logger.error("{}: BUY {} not queued: {}", record["ticker"], record["decision_id"], describe(exc))
+            logger.error("{}: BUY {} not queued: {}", record["ticker"], record["decision_id"], describe_exception(exc))
             return
         if order:
             report.orders.append(order)
@@ -204,7 +198,7 @@ class TradingLoop:
         except Exception as exc:  # noqa: BLE001 - e.g. a locked ledger: this ticker waits, the others go on
             report.counts["failed"] += 1
             COUNTERS.inc("ticker_failures_total", ticker=ticker, kind=type(exc).__name__)
-            logger.error("{}: fills and exits failed this cycle, so no decision either: {}", ticker, describe(exc))
+            logger.error("{}: fills and exits failed this cycle, so no decision either: {}", ticker, describe_exception(exc))
             return False
         return self.trader.switch.state != TradingState.HALTED
 
@@ -248,7 +242,7 @@ class TradingLoop:
                 sleeping_until=wake)
         except Exception as exc:  # noqa: BLE001 - e.g. a locked database: the loop goes on
             COUNTERS.inc("cycle_errors_total", kind=f"heartbeat_{type(exc).__name__}")
-            logger.error("heartbeat not recorded: {}", describe(exc))
+            logger.error("heartbeat not recorded: {}", describe_exception(exc))
 
     def _heartbeat(self, r: CycleReport) -> None:
         self._record_health(r)
@@ -302,7 +296,7 @@ class TradingLoop:
                 report = self.run_cycle()
             except Exception as exc:  # noqa: BLE001 - e.g. a locked database or a full disk: retry next cycle
                 COUNTERS.inc("cycle_errors_total", kind=type(exc).__name__)
-                logger.error("cycle {} failed: {}", self.cycle, describe(exc))
+                logger.error("cycle {} failed: {}", self.cycle, describe_exception(exc))
                 report = CycleReport(self.cycle, took_s=0.0, error=f"{type(exc).__name__}: {exc}")
                 self._record_health(report)
             if cycles and self.cycle >= cycles:
