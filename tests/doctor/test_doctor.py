@@ -72,8 +72,9 @@ def test_no_ollama_reports_the_embedded_setup_instead_of_failing(tmp_path):
     text, code = report(settings_for(closed_port_url(), tmp_path, provider="auto"))  # loads the embedded model
     assert code == 0, text
     assert "[WARN] ollama" in text and "fix: start it with `ollama serve`" in text
-    assert "[ OK ] embedded" in text and "serves all five layers" in text and "text-only" in text
-    assert "latency  embedded: " in text and "s for one token" in text
+    assert "[ OK ] embedded the embedded models serve the cascade" in text and "text-only" in text
+    assert "[ OK ] memory" in text and "of embedded models" in text
+    assert "latency  embedded " in text and "s for one token" in text
 
 
 def test_no_ollama_blocks_when_ollama_is_required(tmp_path):
