@@ -153,7 +153,9 @@ def test_two_cycles_with_the_embedded_model_leave_the_log_layout_and_serve_metri
     """The issue's command: ``python -m agent.loop --cycles 2 --source sim`` with the embedded model."""
     # a pause between the cycles to look at /metrics and the dashboard: cycle 2 is answered from the LLM cache
     # and ends at once, so without one the process would be gone before the first look
-    env = loop_env(tmp_path, OLLAMA_HOST=f"http://127.0.0.1:{closed_port()}", ANALYSIS_INTERVAL="20")
+    # the tiny profile: the process, its metrics and its dashboard are under test here, not judgment
+    env = loop_env(tmp_path, OLLAMA_HOST=f"http://127.0.0.1:{closed_port()}", ANALYSIS_INTERVAL="20",
+                   EMBEDDED_PROFILE="tiny")
     proc = start_loop(env, "--cycles", "2", "--source", "sim")
     scraped = scrape_while_running(proc, env["PROMETHEUS_PORT"])
     shown = dashboard_after_first_cycle(proc, env["DASHBOARD_PORT"])

@@ -269,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m agent.eval.bench", description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="daily CSVs (default ../shared/data/b3/daily)")
     p.add_argument("--tickers", default="PETR4,VALE3,ITUB4", help="tickers for the cascade latency")
+    p.add_argument("--profiles", default="tiny", help="embedded profiles timed besides the default (comma-separated)")
     p.add_argument("--provider", default="embedded", choices=["auto", "ollama", "embedded"])
     p.add_argument("--skip", action="append", default=[],
                    choices=["indicators", "backtest", "cascade", "scheduling", "hosts"])
@@ -289,9 +290,17 @@ def main(argv: list[str] | None = None) -> int:
         results["scheduling"] = bench_scheduling(20, load_s=0.3, infer_s=0.02)
     if "hosts" not in args.skip:
         results["hosts"] = bench_hosts(20, infer_s=0.1)
-    if "cascade" not in args.skip:
-        results["cascade"] = bench_cascade([t.strip() for t in args.tickers.split(",") if t.strip()], args.provider)
+    tickers = [t.strip() for t in args.tickers.split(",") if t.strip()]
+    if "cascade" not in args.skip and args.provider != "embedded":
+        results["cascade"] = bench_cascade(tickers, args.provider)
     print_results(results)
+    if "cascade" not in args.skip and args.provider == "embedded":  # the speed bars, per profile
+        from agent.eval.speed_bars import bench_profile, print_bars
+
+        default = load_settings().embedded.profile
+        profiles = list(dict.fromkeys([default, *args.profiles.split(",")]))
+        results["bars"] = [bench_profile(profile, tickers) for profile in profiles if profile]
+        print_bars(results["bars"], default, "tiny")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0

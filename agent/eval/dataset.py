@@ -27,6 +27,9 @@ TEXT_COLUMNS = ("text", "sentence", "headline", "title")
 LABEL_COLUMNS = ("label", "sentiment")
 
 
+SPLIT_SEED = 13  # the scorecard's split: never changed once prompts were written against its dev part
+
+
 @dataclass(frozen=True)
 class Example:
     row: int  # 1-based data row in the file (the header is row 0)
@@ -130,6 +133,21 @@ def stratified_sample(examples: list[Example], n: int, seed: int) -> list[Exampl
     rng = random.Random(seed)
     chosen = [ex for lab in labels for ex in rng.sample(by_label[lab], quota[lab])]
     return sorted(chosen, key=lambda ex: ex.row)
+
+
+def dev_eval_split(examples: list[Example], *, dev_per_class: int, eval_per_class: int,
+                   seed: int = SPLIT_SEED) -> tuple[list[Example], list[Example]]:
+    """Two disjoint, balanced samples: ``dev_per_class`` rows of each label for prompt work, then the next
+    ``eval_per_class`` of the same seeded shuffle for the scorecard. Prompts are tuned on the first only."""
+    by_label: dict[str, list[Example]] = {}
+    for ex in examples:
+        by_label.setdefault(ex.label, []).append(ex)
+    dev, held_out = [], []
+    for label in sorted(by_label, key=label_order):
+        shuffled = random.Random(f"{seed}:{label}").sample(by_label[label], len(by_label[label]))
+        dev += shuffled[:dev_per_class]
+        held_out += shuffled[dev_per_class:dev_per_class + eval_per_class]
+    return sorted(dev, key=lambda ex: ex.row), sorted(held_out, key=lambda ex: ex.row)
 
 
 def in_label_order(counts: Counter) -> dict[str, int]:

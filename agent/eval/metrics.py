@@ -33,6 +33,8 @@ class Outcome:
     reason: str | None = None
     error_kind: str | None = None
     error: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +99,9 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
         "gold_distribution": in_label_order(Counter(o.gold for o in outcomes)),
         "predicted_distribution": in_label_order(Counter(o.predicted for o in outcomes)),
         "latency_ms": latency_stats([o.latency_ms for o in outcomes if o.latency_ms is not None]),
+        "tokens_per_example": {k: (float(np.mean(v)) if v else None) for k, v in (
+            ("in", [o.tokens_in for o in outcomes if o.tokens_in is not None]),
+            ("out", [o.tokens_out for o in outcomes if o.tokens_out is not None]))},
         # The score is the layer's other output (1.0 clearly positive, 0.0 clearly negative): does it separate
         # the gold classes even where the label does not?
         "mean_score_by_gold": {g: (float(np.mean(v)) if v else None) for g, v in _scores_by_gold(outcomes).items()},

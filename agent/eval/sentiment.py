@@ -62,14 +62,16 @@ def classify(example: Example, deps: CascadeDeps, max_chars: int) -> Outcome:
         return Outcome(example.row, example.label, SCREENED, None, False, None, error_kind="screened", error=screened)
     started = time.perf_counter()
     try:
-        answer, *_ = call_layer(LAYERS["sentiment"], eval_state(headline), deps)
+        called = call_layer(LAYERS["sentiment"], eval_state(headline), deps)
     except LLMError as exc:
         ms = (time.perf_counter() - started) * 1000.0
         return Outcome(example.row, example.label, INVALID, ms, truncated, headline, error_kind=exc.kind,
-                       error=str(exc)[:300])
+                       error=str(exc)[:300], tokens_in=getattr(exc, "tokens_in", None),
+                       tokens_out=getattr(exc, "tokens_out", None))
     ms = (time.perf_counter() - started) * 1000.0
+    answer = called.answer
     return Outcome(example.row, example.label, answer.sentiment, ms, truncated, headline, score=answer.score,
-                   reason=answer.reason)
+                   reason=answer.reason, tokens_in=called.tokens_in, tokens_out=called.tokens_out)
 
 
 def warm_up(deps: CascadeDeps, calls: int) -> None:
@@ -116,14 +118,18 @@ def run_examples(examples: list[Example], deps: CascadeDeps, *, max_chars: int =
 def evaluate_sentiment(dataset: Dataset, deps: CascadeDeps, *, limit: int | None = None, sample: int | None = None,
                        seed: int = 0, max_chars: int = DEFAULT_MAX_CHARS, warmup: int = 0,
                        progress: Callable[[int, int, list[Outcome], float], None] | None = None,
-                       out: TextIO | None = None) -> dict[str, Any]:
-    """Run layer 1 over the data set (all of it, its first ``limit`` rows, or a stratified ``sample``) and report."""
+                       out: TextIO | None = None,
+                       chosen: tuple[list[Example], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Run layer 1 over the data set (all of it, its first ``limit`` rows, a stratified ``sample``, or the
+    ``chosen`` examples with their description, e.g. the scorecard's held-out split) and report."""
     if limit is not None and sample is not None:
         raise ConfigError("--limit and --sample are exclusive")
     for name, value in (("--limit", limit), ("--sample", sample)):
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")
-    if sample is not None:
+    if chosen is not None:
+        chosen, selection = chosen
+    elif sample is not None:
         chosen, selection = stratified_sample(dataset.examples, sample, seed), {"mode": "stratified sample",
                                                                                 "n": sample, "seed": seed}
     elif limit is not None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from agent.config import Settings
 from agent.layers.spec import (
     Gate,
     LayerAnswer,
     LayerSpec,
     Reason,
-    Score,
     indicator,
     label_score_problem,
 )
@@ -19,7 +20,7 @@ from agent.state import CascadeState
 
 class SentimentAnswer(LayerAnswer):
     sentiment: Literal["positive", "neutral", "negative"]
-    score: float = Score
+    score: float = Field(ge=0.0, le=1.0, description="0 very negative, 0.5 neutral, 1 very positive")
     reason: str = Reason
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from agent.config import Settings
 from agent.layers.spec import (
     Cited,
@@ -11,7 +13,6 @@ from agent.layers.spec import (
     LayerAnswer,
     LayerSpec,
     Reason,
-    Score,
     indicator,
     indicator_values,
     indicators_view,
@@ -22,7 +23,7 @@ from agent.state import CascadeState
 
 class TechnicalAnswer(LayerAnswer):
     trend: Literal["bullish", "neutral", "bearish"]
-    score: float = Score
+    score: float = Field(ge=0.0, le=1.0, description="0 no setup, 0.5 mixed, 1 strong bullish setup")
     cited: dict[str, float] = Cited
     reason: str = Reason
 

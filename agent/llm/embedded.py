@@ -178,3 +178,10 @@ def _looks_like_json(text: str) -> bool:
         return True
     except ValueError:
         return '"reason"' in text  # cut inside the reason: the decision fields are there
+
+
+def forget_prefixes() -> None:
+    """Clear every context's KV cache, so the next call evaluates its whole prompt (``make bench`` compares)."""
+    with _LOCK:
+        for llama in _LOADED.values():
+            llama.reset()

@@ -289,7 +289,8 @@ def test_cli_runs_the_real_embedded_model_on_the_phrasebank(tmp_path):
                   module="agent.eval")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert report["provider"] == "embedded" and report["model"] == "SmolLM2-135M-Instruct-Q4_1"
+    assert report["provider"] == "embedded" and report["model"] == "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M"  # default
+    assert report["tokens_per_example"]["in"] > 0 and report["tokens_per_example"]["out"] > 0
     assert report["examples"] == 5 and sum(report["gold_distribution"].values()) == 5
     assert 0 <= report["accuracy"] <= 1 and 0 <= report["macro_f1"] <= 1 and 0 <= report["invalid"]["rate"] <= 1
     assert sum(sum(row.values()) for row in report["confusion"]["matrix"].values()) == 5

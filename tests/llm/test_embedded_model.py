@@ -84,8 +84,8 @@ def test_the_template_shows_decision_fields_first_and_the_reason_last():
     from agent.llm.call import request_schema
 
     templates = {layer: answer_template(request_schema(LAYERS[layer])) for layer in LAYER_NAMES}
-    assert templates["sentiment"].startswith('{"sentiment":"positive"|"neutral"|"negative","score":<number 0 to 1>')
-    assert templates["risk"].startswith('{"approve":true|false,"risk":<number 0 to 1>,"size_factor":')
+    assert templates["sentiment"].startswith('{"sentiment":"positive"|"neutral"|"negative","score":<number 0 to 1: 0 very negative')
+    assert templates["risk"].startswith('{"approve":true|false,"risk":<number 0 to 1: 0.0 = no risk')
     for template in templates.values():
         assert template.endswith('"reason":"<at most 15 words>"}')
         assert "cited" not in template  # allowed and checked, never asked of a small model
