@@ -16,7 +16,6 @@ help:
 	@echo "make once     one decision for PETR4 with the trace"
 	@echo "make studio   LangGraph Studio's local server (langgraph dev) on 127.0.0.1"
 	@echo "make dashboard  the web dashboard alone on http://127.0.0.1:8050/ (make run serves it too)"
-	@echo "make bench    indicator, backtest and cascade speed on this machine, as ratios against references"
 	@echo "make doctor   check Ollama, its models and their latency, memory, disk and market data; each line OK or the fix"
 	@echo "make bench    indicator, backtest and cascade speed on this machine, and the embedded speed bars"
 	@echo "make eval     the judgment scorecard of the embedded models (sentiment sets, labelled scenarios)"
