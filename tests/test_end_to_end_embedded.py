@@ -8,12 +8,12 @@ favourable one passes it, with every answer valid and consistent.
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
 from agent.config import load_settings
 from agent.deps import build_deps
+from agent.eval.ollama_stub import closed_port_url
 from agent.graph import build_graph, run_cascade
 from agent.llm.providers import embedded_choice, embedded_runtime_available
 from agent.record import DecisionRecord
@@ -28,12 +28,6 @@ pytestmark = [
 
 
 DEFAULT_MODELS = embedded_choice(load_settings(env_file=None, environ={}), "default").models
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 def one_shot(tmp_path, *args: str) -> tuple[dict, str]:

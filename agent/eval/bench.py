@@ -28,13 +28,14 @@ import numpy as np
 import pandas as pd
 from loguru import logger
 
-from agent.config import LAYER_NAMES, PROJECT_ROOT, load_settings
+from agent.config import LAYER_NAMES, load_settings
+from agent.eval.dataset import DAILY_BARS
 from agent.eval.ollama_stub import OllamaStub
 from agent.eval.passing import LOOSE_RISK, PASS
 from agent.market.csv_files import CsvProvider
 from agent.ops.logs import STDERR_FORMAT
 
-DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "b3" / "daily"
+DEFAULT_DATA = DAILY_BARS
 
 
 def best_of(fn: Callable[[], Any], repeats: int) -> float:

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from agent.config import PROJECT_ROOT
 from agent.errors import ConfigError
+
+# The reference data set beside a development checkout (../shared/data): real daily bars and labelled news.
+REFERENCE_DATA = PROJECT_ROOT.parent / "shared" / "data"
+DAILY_BARS = REFERENCE_DATA / "b3" / "daily"
+SENTIMENT_SETS = REFERENCE_DATA / "sentiment"
 
 SENTIMENT_LABELS = ("positive", "negative", "neutral")
 INVALID, SCREENED = "invalid", "screened"

@@ -31,14 +31,15 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from agent.config import LAYER_NAMES, PROJECT_ROOT, load_settings
+from agent.config import LAYER_NAMES, load_settings
 from agent.deps import CascadeDeps, build_deps
 from agent.errors import LLMError
+from agent.eval.dataset import DAILY_BARS
 from agent.layers import LAYERS
 from agent.llm.call import call_layer
 from agent.nodes import compute_indicators, compute_risk, load_market_data
 
-DAILY_DIR = PROJECT_ROOT.parent / "shared" / "data" / "b3" / "daily"
+DAILY_DIR = DAILY_BARS
 TICKERS = ("ITUB4", "VALE3", "BBDC4", "WEGE3")
 DEV_DAYS = {("PETR4", "2024-01-09"), ("ITUB4", "2024-01-03"), ("VALE3", "2024-03-15")}  # prompt work only
 SINCE = "2024-06-01"

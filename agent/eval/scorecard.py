@@ -20,15 +20,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from agent.config import PROJECT_ROOT, load_settings
+from agent.config import load_settings
 from agent.deps import build_deps
-from agent.eval.dataset import SPLIT_SEED, dev_eval_split, load_dataset
+from agent.eval.dataset import SENTIMENT_SETS, SPLIT_SEED, dev_eval_split, load_dataset
 from agent.eval.lexicon import lexicon_label
 from agent.eval.metrics import classification_metrics
 from agent.eval.sentiment import evaluate_sentiment
 from agent.llm.catalogue import MODELS
 
-SENTIMENT_DIR = PROJECT_ROOT.parent / "shared" / "data" / "sentiment"
+SENTIMENT_DIR = SENTIMENT_SETS
 DATASETS = {"phrasebank": ("financial_phrasebank_50agree_4846.csv", None),
             "news_pt": ("news_labeled_pt.csv", "text")}
 DEV_PER_CLASS = 10

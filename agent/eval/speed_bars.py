@@ -13,9 +13,10 @@ import statistics
 import time
 from typing import Any
 
-from agent.config import LAYER_NAMES, PROJECT_ROOT, load_settings
+from agent.config import LAYER_NAMES, load_settings
+from agent.eval.dataset import DAILY_BARS
 
-DAILY_DIR = PROJECT_ROOT.parent / "shared" / "data" / "b3" / "daily"
+DAILY_DIR = DAILY_BARS
 AS_OF = "2025-06-30"
 BARS = {"default_path_s": 40.0, "fastest_path_s": 8.0, "prompt_tokens_mean": 300, "output_tokens_mean": 60}
 
