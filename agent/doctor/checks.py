@@ -7,7 +7,6 @@ a WARN runs, but not as configured (e.g. the embedded fallback instead of Ollama
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -272,6 +271,7 @@ def check_storage(settings: Settings) -> list[Line]:
     """What the loop checks before it starts: LOG_DIR a writable folder, the ledger a usable database (the
     SQLite file opened read-only, never created here; Postgres connected). A failure here stops ``make run``."""
     import sqlite3
+    from contextlib import closing
 
     from agent.store.checks import check_sqlite_file, storage_error, writable_dir
     from agent.store.db import open_database
@@ -286,7 +286,8 @@ def check_storage(settings: Settings) -> list[Line]:
             open_database(settings.database_url).execute("SELECT 1")
             lines.append(Line("ok", "storage", "DATABASE_URL: Postgres answers"))
         elif settings.ledger_path.is_file():
-            with sqlite3.connect(f"file:{settings.ledger_path}?mode=ro", uri=True) as con:
+            writable_dir(settings.ledger_path.parent, "DATABASE_PATH")  # the ledger's journal is written beside it
+            with closing(sqlite3.connect(f"file:{settings.ledger_path}?mode=ro", uri=True)) as con:
                 con.execute("SELECT count(*) FROM sqlite_master").fetchone()
             lines.append(Line("ok", "storage", f"DATABASE_PATH: ledger {settings.ledger_path} opens"))
         else:
@@ -303,15 +304,11 @@ def check_storage(settings: Settings) -> list[Line]:
 
 
 def check_disk(settings: Settings) -> list[Line]:
-    """LOG_DIR and DATABASE_PATH are writable, with room to grow."""
+    """LOG_DIR and DATABASE_PATH have room to grow (whether they can be written is ``check_storage``'s)."""
     lines = []
     for key, path in (("LOG_DIR", settings.logging.dir), ("DATABASE_PATH", settings.database_path)):
         where = _existing_parent(Path(path))
         folder = where if where.is_dir() else where.parent
-        if not os.access(folder, os.W_OK):
-            lines.append(Line("fail", "disk", f"{key}={path}: {folder} is not writable",
-                              f"fix the permissions of {folder} or point {key} elsewhere"))
-            continue
         free = shutil.disk_usage(folder).free
         status: Status = "fail" if free < MIN_FREE_DISK else "warn" if free < LOW_FREE_DISK else "ok"
         lines.append(Line(status, "disk", f"{key}={path}: {_gb(free)} free",
