@@ -47,10 +47,11 @@ class SimProvider:
             raise DataError(f"sim provider: timeframe {timeframe!r} is not generated "
                             f"(1d, {', '.join(SIM_INTRADAY_MINUTES)})")
         live = end is None and self.today is None
-        now = datetime.now(B3_TZ)
-        # live: nothing a real feed could not have yet (today's daily bar only once its session is complete)
+        # live: nothing a real feed could not have yet (today's daily bar only once its session is complete);
+        # the series runs through today, so today's intraday bars up to now exist
+        now = datetime.now(B3_TZ) if live else None
         last = latest_real_bar(now, "1d") if live else pd.Timestamp(end or self.today)
-        full = self._series(ticker, (max(last, pd.Timestamp(now.date())) if live else last).date().isoformat())
+        full = self._series(ticker, (now.date() if live else last.date()).isoformat())
         if timeframe != "1d":
             per_day = SIM_SESSION_MINUTES // SIM_INTRADAY_MINUTES[timeframe]
             days = full.iloc[-(lookback // per_day + 2):]
