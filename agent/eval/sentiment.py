@@ -34,17 +34,16 @@ from agent.state import CascadeState
 
 EVAL_TICKER = "EVAL3"  # no prompt override, no real company: the text alone names what it is about
 EVAL_BAR_DATE = "2025-06-30"
-# A flat tape: no move and a mid RSI, so the price action argues for nothing.
-NEUTRAL_PRICE_ACTION = {"close": 10.0, "change_1d": 0.0, "change_5d": 0.0, "change_20d": 0.0, "rsi": 50.0}
 DEFAULT_MAX_CHARS = PROMPT_MAX_CHARS  # what the live agent keeps of a headline
 WARMUP_TEXT = "The company published its quarterly report on schedule."
 
 
 def eval_state(headline: str) -> CascadeState:
-    """The smallest cascade state layer 1 reads: one (already sanitised) headline and a flat tape."""
+    """The smallest cascade state layer 1 reads: one (already sanitised) headline. With a headline, layer 1
+    is shown no price action (the news decides), so the text alone is judged."""
     return {"ticker": EVAL_TICKER, "as_of": None, "layers": [], "size_factor": 1.0, "headlines": [headline],
             "news": {"provider": "input", "selected": 1, "dropped": [], "summary": "1 headline(s)"},
-            "market": {"bar_date": EVAL_BAR_DATE}, "indicators": dict(NEUTRAL_PRICE_ACTION)}
+            "market": {"bar_date": EVAL_BAR_DATE}}
 
 
 def prepare_text(text: str, max_chars: int) -> tuple[str | None, str | None, bool]:
@@ -154,7 +153,6 @@ def evaluate_sentiment(dataset: Dataset, deps: CascadeDeps, *, limit: int | None
         "model": deps.provider.models.get("sentiment", "?"),
         "prompt_version": prompt.version,
         "ticker": EVAL_TICKER,
-        "price_action": dict(NEUTRAL_PRICE_ACTION),
         "max_chars": max_chars,
         "agent_headline_max_chars": PROMPT_MAX_CHARS,  # what the live agent's load_news keeps of a headline
         "warmup_calls": warmup,

@@ -15,17 +15,14 @@ from agent.layers.spec import (
     LayerSpec,
     Reason,
     Score,
-    indicators_view,
     pick,
     risk_view,
-    verdict_scores,
 )
 from agent.state import CascadeState
 
+# The levels this layer judges (the sizes and indicators cost tokens and are checked in code).
+PROPOSAL_RISK = ("entry", "stop", "take_profit")
 # Indicator values every decision needs; a None here is a data problem, not an opinion.
-# What this layer needs to see of the indicators to judge the proposal's levels (fewer tokens than all).
-PROPOSAL_INDICATORS = ("close", "change_1d", "sma_20", "atr", "volume_ratio")
-PROPOSAL_RISK = ("entry", "stop", "take_profit", "reward_risk", "shares")
 REQUIRED_INDICATORS = ("rsi", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_lower", "sma_20", "sma_50", "atr")
 
 
@@ -44,10 +41,19 @@ def inputs(state: CascadeState) -> dict[str, Any]:
                        if v not in ({}, [], None) and not k.endswith("_bar")},
         "calendar": {k: market.get(k) for k in ("sessions_behind", "missing_sessions", "missing_recent")
                      if market.get(k) not in (None, [])},
-        "indicators": pick(indicators_view(state), PROPOSAL_INDICATORS),
-        "risk": pick(risk_view(state), PROPOSAL_RISK),
-        "earlier_scores": verdict_scores(state),
+        "levels": levels_view(risk_view(state)),
     }
+
+
+def levels_view(risk: dict[str, Any]) -> dict[str, Any]:
+    """The proposal's levels, the stop and the target also as distances from the entry ("-4.0%"): a stop
+    above the entry reads as "+1.5%", which a small model notices where it does not compare 14.7 and 14.9."""
+    out = pick(risk, PROPOSAL_RISK)
+    entry = risk.get("entry")
+    for key, name in (("stop", "stop_vs_entry"), ("take_profit", "target_vs_entry")):
+        if entry and isinstance(risk.get(key), (int, float)):
+            out[name] = f"{risk[key] / entry - 1:+.1%}"
+    return out
 
 
 def precheck(state: CascadeState, s: Settings) -> Gate | None:

@@ -30,8 +30,27 @@ class RiskAnswer(LayerAnswer):
 
 
 def inputs(state: CascadeState) -> dict[str, Any]:
-    view = {k: v for k, v in risk_view(state).items() if k not in ("lookback_bars", "position_value")}
-    return {"risk": view, "earlier_scores": verdict_scores(state)}
+    return {"risk": readable_risk(risk_view(state)), "earlier_scores": verdict_scores(state)}
+
+
+def readable_risk(r: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot as a small model reads it: the stop and the target as distances from the entry
+    ("-4.1%", "+1.2%"), so that which is nearer is plain, volatility and drawdown in percent, and one
+    fact that is arithmetic, not judgment: a reward/risk below 1 means the target is nearer than the stop.
+    The sizes and the limits that set them stay in the record; the model cannot change them."""
+    entry = r.get("entry")
+
+    def dist(level: Any) -> str | None:
+        return f"{level / entry - 1:+.1%}" if entry and isinstance(level, (int, float)) else None
+
+    rr = r.get("reward_risk")
+    out = {"reward_risk": rr, "stop": dist(r.get("stop")), "target": dist(r.get("take_profit")),
+           "volatility": None if r.get("volatility") is None else f"{r['volatility']:.0%} a year",
+           "max_drawdown": None if r.get("max_drawdown") is None else f"{r['max_drawdown']:.0%}",
+           "sharpe": r.get("sharpe")}
+    if rr is not None and rr < 1:
+        out["note"] = "the target is nearer than the stop"
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def citable_names() -> list[str]:

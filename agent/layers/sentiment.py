@@ -19,18 +19,29 @@ from agent.state import CascadeState
 
 
 class SentimentAnswer(LayerAnswer):
+    # The score comes before its label: written first, small models give the news's direction; written
+    # after "negative", they give their confidence in the label (0.6-0.8), which contradicts it.
+    score: float = Field(ge=0.0, le=1.0, description="0 very bad news, 0.5 neutral, 1 very good news")
     sentiment: Literal["positive", "neutral", "negative"]
-    score: float = Field(ge=0.0, le=1.0, description="0 very negative, 0.5 neutral, 1 very positive")
     reason: str = Reason
 
 
 def inputs(state: CascadeState) -> dict[str, Any]:
     ind = state.get("indicators") or {}
     headlines = state.get("headlines") or []
-    price_action = {"close": ind.get("close"), "rsi": ind.get("rsi")}
-    for k in ("change_1d", "change_5d", "change_20d"):  # "+14.0%": small models read a move better than 0.14
-        price_action[k] = None if ind.get(k) is None else f"{ind[k]:+.1%}"
-    return {"headlines": headlines, "price_action": price_action} if headlines else {"price_action": price_action}
+    if headlines:  # the news decides; shown the tape as well, small models read a rising one as good news
+        return {"headlines": headlines}
+    price_action = {"rsi": ind.get("rsi")}
+    for k in ("change_1d", "change_5d", "change_20d"):
+        price_action[k] = None if ind.get(k) is None else move_words(ind[k])
+    return {"price_action": price_action}
+
+
+def move_words(change: float) -> str:
+    """``up 16.8%``: small models misread a sign (they call "+16.8%" a decline); a word they do not."""
+    if abs(change) < 0.0005:
+        return "flat"
+    return f"{'up' if change > 0 else 'down'} {abs(change):.1%}"
 
 
 def precheck(state: CascadeState, s: Settings) -> Gate | None:

@@ -29,36 +29,68 @@ class TechnicalAnswer(LayerAnswer):
 
 
 def inputs(state: CascadeState) -> dict[str, Any]:
-    return {"indicators": readable_indicators(indicators_view(state)), "timeframes": timeframes_view(state)}
+    return chart_signals(indicators_view(state), timeframe_trends(state))
 
 
-def readable_indicators(ind: dict[str, Any]) -> dict[str, Any]:
-    """The snapshot as a small model reads it best: moves and distances to the averages in percent
-    ("+7.6%"), the oscillators as they are. Plain arithmetic on the computed values, no judgment."""
+def chart_signals(ind: dict[str, Any], trends: dict[str, str] | None = None) -> dict[str, str]:
+    """The snapshot as short facts sorted by the textbook reading of each indicator, for a long entry:
+    bullish, bearish, and context that qualifies either side. Small models misread tables of signed
+    percentages (they call +4.9% "below SMA 50"); a fact sorted by plain thresholds, with its number, they
+    can weigh. Which facts matter, and how much, is left to the model. Each side is one string: given a
+    list, the models echo its items as a broken JSON array in their reason."""
+    bull: list[str] = []
+    bear: list[str] = []
+    context: list[str] = []
     close = ind.get("close")
-
-    def pct(x: float | None) -> str | None:
-        return None if x is None else f"{x:+.1%}"
-
-    def vs(avg: str) -> str | None:
-        return pct(close / ind[avg] - 1) if close and ind.get(avg) else None
-
-    out = {"rsi": ind.get("rsi"), "macd_hist": ind.get("macd_hist"), "adx": ind.get("adx"),
-           "volume_ratio": ind.get("volume_ratio"), "bb_percent": ind.get("bb_percent"),
-           "change_5d": pct(ind.get("change_5d")), "change_20d": pct(ind.get("change_20d"))}
-    out.update({f"close_vs_{avg}": vs(avg) for avg in ("sma_20", "sma_50", "sma_200", "ema_21")})
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def timeframes_view(state: CascadeState) -> dict[str, Any]:
-    """Each confirmation timeframe's trend and RSI, or that it is unavailable (the why stays in the record).
-    The primary (daily) one is left out: the indicators already are its numbers."""
-    out: dict[str, Any] = {}
-    for tf in (state.get("market") or {}).get("timeframes", [])[1:]:
-        if "unavailable" in tf:
-            out[tf.get("timeframe", "?")] = "unavailable"
+    above = [a for a in ("sma_20", "sma_50", "sma_200") if close and ind.get(a) and close > ind[a]]
+    below = [a for a in ("sma_20", "sma_50", "sma_200") if close and ind.get(a) and close < ind[a]]
+    if above:
+        bull.append("close above " + _averages(above))
+    if below:
+        bear.append("close below " + _averages(below))
+    hist = ind.get("macd_hist")
+    if hist is not None and hist != 0:
+        (bull if hist > 0 else bear).append(f"MACD {'above' if hist > 0 else 'below'} its signal line")
+    rsi = ind.get("rsi")
+    if rsi is not None:
+        if rsi >= 70:
+            bear.append(f"RSI {rsi:.0f}: overbought")
+        elif rsi >= 50:
+            bull.append(f"RSI {rsi:.0f}: momentum up")
         else:
-            out[tf.get("timeframe", "?")] = {k: tf.get(k) for k in ("trend", "change", "rsi") if tf.get(k) is not None}
+            bear.append(f"RSI {rsi:.0f}: momentum down" + (", oversold" if rsi < 30 else ""))
+    for key, days in (("change_20d", 20), ("change_5d", 5)):
+        move = ind.get(key)
+        if move is not None and abs(move) >= 0.02:
+            (bull if move > 0 else bear).append(f"{'up' if move > 0 else 'down'} {abs(move):.1%} in {days} days")
+    adx = ind.get("adx")
+    if adx is not None and (adx >= 25 or adx < 20):
+        context.append(f"ADX {adx:.0f}: {'strong' if adx >= 25 else 'weak'} trend")
+    bb = ind.get("bb_percent")
+    if bb is not None and (bb > 1 or bb < 0):
+        context.append(f"close {'above the upper' if bb > 1 else 'below the lower'} Bollinger band")
+    volume = ind.get("volume_ratio")
+    if volume is not None and volume >= 1.5:
+        context.append(f"volume {volume:.1f}x its 20-day average")
+    for tf, trend in (trends or {}).items():
+        if trend in ("up", "down"):
+            (bull if trend == "up" else bear).append(f"{tf} chart trending {trend}")
+    return {"bullish": "; ".join(bull) or "none", "bearish": "; ".join(bear) or "none",
+            "context": "; ".join(context) or "none"}
+
+
+def _averages(names: list[str]) -> str:
+    """``SMA 20, 50 and 200``."""
+    periods = [n.removeprefix("sma_") for n in names]
+    return "SMA " + (f"{', '.join(periods[:-1])} and {periods[-1]}" if len(periods) > 1 else periods[0])
+
+
+def timeframe_trends(state: CascadeState) -> dict[str, str]:
+    """Each confirmation timeframe's trend (up, down, flat), or that it is unavailable (the why stays in
+    the record). The primary (daily) one is left out: the indicators already are its numbers."""
+    out: dict[str, str] = {}
+    for tf in (state.get("market") or {}).get("timeframes", [])[1:]:
+        out[tf.get("timeframe", "?")] = "unavailable" if "unavailable" in tf else str(tf.get("trend"))
     return out
 
 

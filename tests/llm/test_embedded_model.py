@@ -84,7 +84,9 @@ def test_the_template_shows_decision_fields_first_and_the_reason_last():
     from agent.llm.call import request_schema
 
     templates = {layer: answer_template(request_schema(LAYERS[layer])) for layer in LAYER_NAMES}
-    assert templates["sentiment"].startswith('{"sentiment":"positive"|"neutral"|"negative","score":<number 0 to 1: 0 very negative')
+    # layer 1's score comes before its label: written after "negative", small models write their confidence
+    assert templates["sentiment"].startswith('{"score":<number 0 to 1: 0 very bad news, 0.5 neutral, 1 very good news>,'
+                                             '"sentiment":"positive"|"neutral"|"negative"')
     assert templates["risk"].startswith('{"approve":true|false,"risk":<number 0 to 1: 0.0 = no risk')
     for template in templates.values():
         assert template.endswith('"reason":"<at most 15 words>"}')

@@ -1,0 +1,88 @@
+"""What each layer shows its model: facts in words and signed distances a small model reads right, with
+no value lost or invented (the 1.5B model called "+4.9%" a close "below SMA 50" when shown a table)."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.layers.data_validation import levels_view
+from agent.layers.risk import readable_risk
+from agent.layers.sentiment import inputs as sentiment_inputs
+from agent.layers.sentiment import move_words
+from agent.layers.technical import chart_signals, timeframe_trends
+
+UPTREND = {"close": 10.0, "sma_20": 9.6, "sma_50": 9.5, "sma_200": 8.3, "macd_hist": 0.03, "rsi": 59.0,
+           "change_20d": 0.168, "change_5d": 0.012, "adx": 27.0, "bb_percent": 0.66, "volume_ratio": 0.85}
+
+
+def test_an_uptrend_is_all_bullish_facts_with_their_numbers():
+    facts = chart_signals(UPTREND)
+    assert facts["bullish"] == ("close above SMA 20, 50 and 200; MACD above its signal line; RSI 59: momentum up; "
+                                "up 16.8% in 20 days")  # a 1.2% week is under the 2% that counts as a move
+    assert facts["bearish"] == "none" and facts["context"] == "ADX 27: strong trend"
+
+
+def test_a_falling_chart_is_bearish_and_extremes_are_named():
+    ind = {"close": 8.0, "sma_20": 8.9, "sma_50": 9.1, "sma_200": 8.4, "macd_hist": -0.04, "rsi": 27.0,
+           "change_20d": -0.147, "change_5d": -0.047, "adx": 14.0, "bb_percent": -0.2, "volume_ratio": 1.7}
+    facts = chart_signals(ind, {"1h": "down", "5m": "unavailable"})
+    assert facts["bullish"] == "none"
+    assert facts["bearish"].startswith("close below SMA 20, 50 and 200; MACD below its signal line; "
+                                       "RSI 27: momentum down, oversold; down 14.7% in 20 days; down 4.7% in 5 days")
+    assert facts["bearish"].endswith("1h chart trending down") and "5m" not in json.dumps(facts)
+    assert facts["context"] == "ADX 14: weak trend; close below the lower Bollinger band; volume 1.7x its 20-day average"
+
+
+def test_overbought_counts_against_an_entry_and_mixed_averages_split():
+    ind = {"close": 10.0, "sma_20": 10.2, "sma_50": 9.0, "rsi": 74.0}
+    facts = chart_signals(ind)
+    assert facts["bullish"] == "close above SMA 50"
+    assert facts["bearish"] == "close below SMA 20; RSI 74: overbought"
+
+
+def test_warming_up_indicators_make_no_facts():
+    assert chart_signals({"close": 10.0}) == {"bullish": "none", "bearish": "none", "context": "none"}
+
+
+def test_the_daily_timeframe_is_left_out_and_an_unavailable_one_says_so():
+    state = {"market": {"timeframes": [{"timeframe": "1d", "trend": "up"}, {"timeframe": "1h", "trend": "flat"},
+                                       {"timeframe": "5m", "unavailable": "no intraday source"}]}}
+    assert timeframe_trends(state) == {"1h": "flat", "5m": "unavailable"}
+
+
+@given(st.floats(min_value=-0.9, max_value=5.0, allow_nan=False))
+def test_a_move_in_words_keeps_its_sign_and_size(change):
+    words = move_words(change)
+    if abs(change) < 0.0005:
+        assert words == "flat"
+    else:
+        direction, size = words.split(" ")
+        assert direction == ("up" if change > 0 else "down")
+        assert abs(float(size.rstrip("%")) - abs(change) * 100) <= 0.05 + 1e-9
+
+
+def test_with_headlines_layer_1_sees_the_news_alone():
+    state = {"headlines": ["Profit falls 40%"], "indicators": {"rsi": 60.0, "change_1d": 0.01}}
+    assert sentiment_inputs(state) == {"headlines": ["Profit falls 40%"]}
+    no_news = sentiment_inputs({"headlines": [], "indicators": {"rsi": 60.0, "change_1d": 0.01, "change_5d": -0.02,
+                                                                "change_20d": 0.0}})
+    assert no_news == {"price_action": {"rsi": 60.0, "change_1d": "up 1.0%", "change_5d": "down 2.0%",
+                                        "change_20d": "flat"}}
+
+
+def test_the_risk_view_shows_distances_and_notes_a_target_nearer_than_the_stop():
+    snap = {"entry": 10.0, "atr": 0.2, "stop": 9.6, "take_profit": 10.12, "reward_risk": 0.3, "sharpe": 0.9,
+            "max_drawdown": 0.47, "volatility": 0.526, "shares": 1400, "max_loss": 396.0}
+    view = readable_risk(snap)
+    assert view == {"reward_risk": 0.3, "stop": "-4.0%", "target": "+1.2%", "volatility": "53% a year",
+                    "max_drawdown": "47%", "sharpe": 0.9, "note": "the target is nearer than the stop"}
+    assert "note" not in readable_risk({**snap, "take_profit": 10.6, "reward_risk": 1.5})
+
+
+def test_the_levels_show_a_stop_above_the_entry_as_a_positive_distance():
+    view = levels_view({"entry": 14.7, "stop": 15.1, "take_profit": 15.5, "shares": 600})
+    assert view == {"entry": 14.7, "stop": 15.1, "take_profit": 15.5, "stop_vs_entry": "+2.7%",
+                    "target_vs_entry": "+5.4%"}
