@@ -6,7 +6,7 @@ were written against). Each row shows accuracy and macro-F1 against the majority
 lexicon baseline, the invalid-answer rate, latency and tokens per example. Then the labelled cascade
 scenarios (``scenarios.py``) run through the default profile's layers.
 
-    python -m agent.eval scorecard [--models qwen2.5-coder-1.5b,...] [--per-class 10] [--json out.json]
+    python -m agent.eval scorecard [--models qwen2.5-coder-1.5b,...] [--per-class 20] [--json out.json]
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def print_sentiment(rows: list[dict[str, Any]], console: Console) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m agent.eval scorecard", description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(MODELS), help="catalogue keys for layer 1 (default: all)")
-    p.add_argument("--per-class", type=int, default=10, help="held-out examples per label and set (default 10)")
+    p.add_argument("--per-class", type=int, default=20, help="held-out examples per label and set (default 20)")
     p.add_argument("--provider", default="embedded", choices=["embedded", "ollama", "auto"])
     p.add_argument("--data-dir", type=Path, default=SENTIMENT_DIR)
     p.add_argument("--skip-sentiment", action="store_true")
