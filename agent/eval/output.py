@@ -31,7 +31,7 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
                   + (f"; [red]INTERRUPTED after {report['examples']} of {report['examples_planned']}: partial "
                      f"results[/]" if report["interrupted"] else ""), highlight=False)
     console.print(f"  model {report['model']} ({report['provider']}), prompt {report['prompt_version']}; "
-                  f"each text is the one headline of {report['ticker']} with a flat price action", highlight=False)
+                  f"each text is the one headline of {report['ticker']} (no price action shown)", highlight=False)
     console.print(f"  texts cut to {report['max_chars']} characters: {report['truncated']} of {report['examples']} "
                   f"were longer"
                   + (f" (the live agent keeps {report['agent_headline_max_chars']})"

@@ -4,8 +4,8 @@
         --sample 200 --seed 1
 
 Each labelled text becomes the one headline of a placeholder ticker (EVAL3), screened and
-sanitised as ``agent.nodes.load_news`` does with given headlines, next to a flat price action
-(no move, RSI 50) so only the text can move the answer. Layer 1 runs through ``call_layer``,
+sanitised as ``agent.nodes.load_news`` does with given headlines; with a headline, layer 1 is shown
+no price action, so only the text can move the answer. Layer 1 runs through ``call_layer``,
 the same prompt, schema and validation as the live cascade. Reported: accuracy, macro-F1 over
 the gold labels, per-class precision/recall/F1, the confusion matrix (with an ``invalid``
 column for answers that failed validation), the invalid-output rate by kind, latency per

@@ -15,6 +15,7 @@ from agent.layers.spec import (
     LayerSpec,
     Reason,
     Score,
+    distance,
     pick,
     risk_view,
 )
@@ -49,10 +50,9 @@ def levels_view(risk: dict[str, Any]) -> dict[str, Any]:
     """The proposal's levels, the stop and the target also as distances from the entry ("-4.0%"): a stop
     above the entry reads as "+1.5%", which a small model notices where it does not compare 14.7 and 14.9."""
     out = pick(risk, PROPOSAL_RISK)
-    entry = risk.get("entry")
     for key, name in (("stop", "stop_vs_entry"), ("take_profit", "target_vs_entry")):
-        if entry and isinstance(risk.get(key), (int, float)):
-            out[name] = f"{risk[key] / entry - 1:+.1%}"
+        if (shown := distance(risk.get(key), risk.get("entry"))) is not None:
+            out[name] = shown
     return out
 
 

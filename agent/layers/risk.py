@@ -14,6 +14,7 @@ from agent.layers.spec import (
     LayerAnswer,
     LayerSpec,
     Reason,
+    distance,
     risk_values,
     risk_view,
     verdict_scores,
@@ -35,16 +36,12 @@ def inputs(state: CascadeState) -> dict[str, Any]:
 
 def readable_risk(r: dict[str, Any]) -> dict[str, Any]:
     """The snapshot as a small model reads it: the stop and the target as distances from the entry
-    ("-4.1%", "+1.2%"), so that which is nearer is plain, volatility and drawdown in percent, and one
+    ("-4.1%", "+1.2%"; named apart from the prices ``cited`` is checked against), so that which is nearer is plain, volatility and drawdown in percent, and one
     fact that is arithmetic, not judgment: a reward/risk below 1 means the target is nearer than the stop.
     The sizes and the limits that set them stay in the record; the model cannot change them."""
-    entry = r.get("entry")
-
-    def dist(level: Any) -> str | None:
-        return f"{level / entry - 1:+.1%}" if entry and isinstance(level, (int, float)) else None
-
     rr = r.get("reward_risk")
-    out = {"reward_risk": rr, "stop": dist(r.get("stop")), "target": dist(r.get("take_profit")),
+    out = {"reward_risk": rr, "stop_vs_entry": distance(r.get("stop"), r.get("entry")),
+           "target_vs_entry": distance(r.get("take_profit"), r.get("entry")),
            "volatility": None if r.get("volatility") is None else f"{r['volatility']:.0%} a year",
            "max_drawdown": None if r.get("max_drawdown") is None else f"{r['max_drawdown']:.0%}",
            "sharpe": r.get("sharpe")}

@@ -104,5 +104,11 @@ def risk_values(state: CascadeState) -> dict[str, float]:
     return _numbers(risk_view(state))
 
 
+def distance(level: Any, entry: Any) -> str | None:
+    """A level as a signed distance from the entry (``-4.0%``), or None when either is not a usable number."""
+    ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (level, entry))
+    return f"{level / entry - 1:+.1%}" if ok and entry > 0 else None
+
+
 def indicator(state: CascadeState, key: str) -> Any:
     return (state.get("indicators") or {}).get(key)

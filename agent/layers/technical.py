@@ -51,17 +51,17 @@ def chart_signals(ind: dict[str, Any], trends: dict[str, str] | None = None) -> 
     hist = ind.get("macd_hist")
     if hist is not None and hist != 0:
         (bull if hist > 0 else bear).append(f"MACD {'above' if hist > 0 else 'below'} its signal line")
-    rsi = ind.get("rsi")
+    rsi = None if ind.get("rsi") is None else round(ind["rsi"])  # the band of the number shown
     if rsi is not None:
         if rsi >= 70:
-            bear.append(f"RSI {rsi:.0f}: overbought")
+            bear.append(f"RSI {rsi}: overbought")
         elif rsi >= 50:
-            bull.append(f"RSI {rsi:.0f}: momentum up")
+            bull.append(f"RSI {rsi}: momentum up")
         else:
-            bear.append(f"RSI {rsi:.0f}: momentum down" + (", oversold" if rsi < 30 else ""))
+            bear.append(f"RSI {rsi}: momentum down" + (", oversold" if rsi < 30 else ""))
     for key, days in (("change_20d", 20), ("change_5d", 5)):
         move = ind.get(key)
-        if move is not None and abs(move) >= 0.02:
+        if move is not None and round(abs(move), 3) >= 0.02:  # as shown, to 0.1%
             (bull if move > 0 else bear).append(f"{'up' if move > 0 else 'down'} {abs(move):.1%} in {days} days")
     adx = ind.get("adx")
     if adx is not None and (adx >= 25 or adx < 20):
@@ -87,10 +87,11 @@ def _averages(names: list[str]) -> str:
 
 def timeframe_trends(state: CascadeState) -> dict[str, str]:
     """Each confirmation timeframe's trend (up, down, flat), or that it is unavailable (the why stays in
-    the record). The primary (daily) one is left out: the indicators already are its numbers."""
+    the record). The primary (daily) one is left out: the indicators already are its numbers. Only an up
+    or down trend becomes a fact."""
     out: dict[str, str] = {}
-    for tf in (state.get("market") or {}).get("timeframes", [])[1:]:
-        out[tf.get("timeframe", "?")] = "unavailable" if "unavailable" in tf else str(tf.get("trend"))
+    for tf in ((state.get("market") or {}).get("timeframes") or [])[1:]:
+        out[tf.get("timeframe", "?")] = "unavailable" if "unavailable" in tf else (tf.get("trend") or "unknown")
     return out
 
 

@@ -67,6 +67,6 @@ OPTIONAL_UNSHOWN = ("cited",)
 
 
 def answer_template(schema: dict) -> str:
-    """``{"sentiment":"positive"|"neutral"|"negative","score":<number 0 to 1>,"reason":"<...>"}``, in field order."""
+    """``{"score":<number 0 to 1>,"sentiment":"positive"|"neutral"|"negative","reason":"<...>"}``, in field order."""
     props = {k: v for k, v in (schema.get("properties") or {}).items() if k not in OPTIONAL_UNSHOWN}
     return "{" + ",".join(f"{json.dumps(name)}:{_field(schema, prop)}" for name, prop in props.items()) + "}"

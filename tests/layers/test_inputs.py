@@ -77,7 +77,7 @@ def test_the_risk_view_shows_distances_and_notes_a_target_nearer_than_the_stop()
     snap = {"entry": 10.0, "atr": 0.2, "stop": 9.6, "take_profit": 10.12, "reward_risk": 0.3, "sharpe": 0.9,
             "max_drawdown": 0.47, "volatility": 0.526, "shares": 1400, "max_loss": 396.0}
     view = readable_risk(snap)
-    assert view == {"reward_risk": 0.3, "stop": "-4.0%", "target": "+1.2%", "volatility": "53% a year",
+    assert view == {"reward_risk": 0.3, "stop_vs_entry": "-4.0%", "target_vs_entry": "+1.2%", "volatility": "53% a year",
                     "max_drawdown": "47%", "sharpe": 0.9, "note": "the target is nearer than the stop"}
     assert "note" not in readable_risk({**snap, "take_profit": 10.6, "reward_risk": 1.5})
 
@@ -86,3 +86,22 @@ def test_the_levels_show_a_stop_above_the_entry_as_a_positive_distance():
     view = levels_view({"entry": 14.7, "stop": 15.1, "take_profit": 15.5, "shares": 600})
     assert view == {"entry": 14.7, "stop": 15.1, "take_profit": 15.5, "stop_vs_entry": "+2.7%",
                     "target_vs_entry": "+5.4%"}
+
+
+def test_a_fact_falls_in_the_band_of_the_number_it_shows():
+    assert chart_signals({"rsi": 69.6})["bearish"] == "RSI 70: overbought"
+    assert chart_signals({"rsi": 49.6})["bullish"] == "RSI 50: momentum up"
+    assert chart_signals({"change_20d": 0.01996})["bullish"] == "up 2.0% in 20 days"
+    assert chart_signals({"change_20d": 0.0194})["bullish"] == "none"
+
+
+def test_a_timeframe_without_a_trend_makes_no_fact():
+    state = {"market": {"timeframes": [{"timeframe": "1d"}, {"timeframe": "1h"}]}}
+    assert timeframe_trends(state) == {"1h": "unknown"}
+    assert chart_signals({}, timeframe_trends(state))["bullish"] == "none"
+    assert timeframe_trends({"market": {"timeframes": None}}) == {}
+
+
+def test_levels_that_are_not_numbers_get_no_distance():
+    assert levels_view({"entry": 0.0, "stop": 1.0, "take_profit": 2.0}) == {"entry": 0.0, "stop": 1.0, "take_profit": 2.0}
+    assert "stop_vs_entry" not in readable_risk({"entry": 10.0, "stop": True, "reward_risk": 2.0})
