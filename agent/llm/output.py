@@ -25,6 +25,8 @@ ERRORS_QUOTED = 4
 # An answer cut by max_tokens inside its last field, the reason (complete escapes only)
 CUT_IN_REASON = re.compile(r'^\s*\{.*"reason"\s*:\s*"(?:[^"\\]|\\.)*$', re.DOTALL)
 CUT_MARK = "..."
+# A fence opened before the answer, never closed because max_tokens cut the answer first
+OPEN_FENCE = re.compile(r"^\s*```(?:json)?\s*", re.IGNORECASE)
 
 def strip_reasoning(text: str) -> str:
     """Remove ``<think>...</think>`` blocks (and a trailing unclosed one) that reasoning models emit."""
@@ -58,9 +60,10 @@ def close_cut_reason(text: str) -> str | None:
     """The answer closed after its reason, when max_tokens cut it there; None when it was cut elsewhere.
 
     The schemas put the decision fields first and the reason last, so an answer cut inside its reason
-    has already decided: the reason is kept as far as it goes, marked with ``...``.
+    has already decided: the reason is kept as far as it goes, marked with ``...``. A model that opens a
+    ```json fence (and pretty-prints) is cut the same way, before it closes the fence.
     """
-    cleaned = strip_reasoning(text)
+    cleaned = OPEN_FENCE.sub("", strip_reasoning(text), count=1)
     return cleaned + CUT_MARK + '"}' if CUT_IN_REASON.match(cleaned) else None
 
 

@@ -90,6 +90,11 @@ def test_a_reason_cut_by_max_tokens_keeps_the_decision(tmp_path):
     first = record["layers"][0]
     assert first["passed"] and first["error"] is None
     assert first["output"]["reason"] == "orders rose for the third quarter in a row and the compa..."
+    # the technical layer's real answer in the VALE3/ITUB4 backtest: a fenced, pretty-printed answer cut at 40 tokens
+    fenced = '```json\n{\n  "trend": "bullish",\n  "score": 0.8,\n  "reason": "close above SMA 20, 50 and 2'
+    record, _ = decide(tmp_path, {"technical": fenced})
+    second = record["layers"][1]
+    assert second["passed"] and second["error"] is None and second["output"]["reason"] == "close above SMA 20, 50 and 2..."
     cut_in_decision = '{"sentiment":"positive","sco'
     record, _ = decide(tmp_path, {"sentiment": cut_in_decision})
     assert record["layers"][0]["error"] == "invalid_json"
