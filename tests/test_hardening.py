@@ -4,12 +4,10 @@ manifest."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
 import sqlite3
-import tarfile
 import threading
 from contextlib import closing
 from datetime import datetime, timezone
@@ -28,6 +26,7 @@ from agent.scheduler import LayerMajorScheduler
 from agent.trading.kill_switch import KillSwitch, TradingState
 from tests.conftest import AS_OF, make_deps, make_settings
 from tests.dashboard.test_dashboard_api import client_for, post
+from tests.support.backup_archives import backup_archive
 from tests.support.dashboard_store import settings_for
 from tests.test_loop_process import loop_env, poll_while_running, start_loop
 
@@ -146,14 +145,7 @@ def test_a_second_signal_ends_the_wait_for_the_call_in_flight(tmp_path):
 def test_a_deeply_nested_manifest_is_a_one_line_refusal(tmp_path, capsys):
     body = ('{"format": "b3-agent-backup", "format_version": 1, "root": "r", "sources": {}, "files": [], "x": '
             + "[" * 100_000 + "]" * 100_000 + "}").encode()
-    archive = tmp_path / "nested.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        root = tarfile.TarInfo("r")
-        root.type = tarfile.DIRTYPE
-        tar.addfile(root)
-        manifest = tarfile.TarInfo("r/MANIFEST.json")
-        manifest.size = len(body)
-        tar.addfile(manifest, io.BytesIO(body))
+    archive = backup_archive(tmp_path / "nested.tar.gz", body)
     env = ["--env-file", str(tmp_path / "no.env")]
     for command in (["verify", str(archive)], ["restore", str(archive), "--target", str(tmp_path / "out")]):
         assert backup_main([*command, *env]) == 1

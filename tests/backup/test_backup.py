@@ -22,6 +22,7 @@ from agent.backup.restore import restore_backup, verify_backup
 from agent.backup.retention import apply_retention, list_archives
 from agent.errors import BackupError
 from tests.conftest import make_settings
+from tests.support.backup_archives import backup_archive
 
 NOW = datetime(2025, 6, 30, 21, 0, tzinfo=timezone.utc)
 DECISION = '{"ticker": "PETR4", "decision": "HOLD", "reason": "gate"}\n'
@@ -246,20 +247,7 @@ def test_a_corrupted_file_is_caught_by_the_checksums_and_nothing_is_restored(pro
 def _malicious(path: Path, member: tarfile.TarInfo, data: bytes = b"pwned") -> Path:
     manifest = {"format": "b3-agent-backup", "format_version": 1, "root": "r", "created_at": "x",
                 "sources": {}, "files": [], "dirs": []}
-    body = json.dumps(manifest).encode()
-    with tarfile.open(path, "w:gz") as tar:
-        root = tarfile.TarInfo("r")
-        root.type = tarfile.DIRTYPE
-        tar.addfile(root)
-        mi = tarfile.TarInfo("r/MANIFEST.json")
-        mi.size = len(body)
-        tar.addfile(mi, io.BytesIO(body))
-        if member.isreg():
-            member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
-        else:
-            tar.addfile(member)
-    return path
+    return backup_archive(path, json.dumps(manifest).encode(), member, data)
 
 
 def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
