@@ -16,7 +16,8 @@ Each case calls its layer directly (``call_layer`` and the layer's gate), past t
 prechecks that would otherwise catch the broken cases first: this measures the model, not the code.
 The days are chosen by the rules above from 2024-06 onwards, skipping the development days prompts
 were written against; the layers' inputs and prompts were developed on the same rules applied to other
-tickers and years (PETR4, BBAS3, ABEV3, SUZB3, 2019-2023), never on these cases. Reported per layer: agreement with the labels, invalid answers, pass (BUY) rate.
+tickers and years (PETR4, BBAS3, ABEV3, SUZB3, 2019-2023), never on these cases. Reported per layer:
+agreement with the labels, invalid answers, pass (BUY) rate.
 """
 
 from __future__ import annotations

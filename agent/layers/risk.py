@@ -36,8 +36,9 @@ def inputs(state: CascadeState) -> dict[str, Any]:
 
 def readable_risk(r: dict[str, Any]) -> dict[str, Any]:
     """The snapshot as a small model reads it: the stop and the target as distances from the entry
-    ("-4.1%", "+1.2%"; named apart from the prices ``cited`` is checked against), so that which is nearer is plain, volatility and drawdown in percent, and one
-    fact that is arithmetic, not judgment: a reward/risk below 1 means the target is nearer than the stop.
+    ("-4.1%", "+1.2%"; named apart from the prices ``cited`` is checked against), so that which is nearer
+    is plain, volatility and drawdown in percent, and one fact that is arithmetic, not judgment: a
+    reward/risk below 1 means the target is nearer than the stop.
     The sizes and the limits that set them stay in the record; the model cannot change them."""
     rr = r.get("reward_risk")
     out = {"reward_risk": rr, "stop_vs_entry": distance(r.get("stop"), r.get("entry")),

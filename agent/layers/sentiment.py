@@ -14,6 +14,7 @@ from agent.layers.spec import (
     Reason,
     indicator,
     label_score_problem,
+    move_words,
 )
 from agent.state import CascadeState
 
@@ -35,13 +36,6 @@ def inputs(state: CascadeState) -> dict[str, Any]:
     for k in ("change_1d", "change_5d", "change_20d"):
         price_action[k] = None if ind.get(k) is None else move_words(ind[k])
     return {"price_action": price_action}
-
-
-def move_words(change: float) -> str:
-    """``up 16.8%``: small models misread a sign (they call "+16.8%" a decline); a word they do not."""
-    if abs(change) < 0.0005:
-        return "flat"
-    return f"{'up' if change > 0 else 'down'} {abs(change):.1%}"
 
 
 def precheck(state: CascadeState, s: Settings) -> Gate | None:

@@ -104,6 +104,13 @@ def risk_values(state: CascadeState) -> dict[str, float]:
     return _numbers(risk_view(state))
 
 
+def move_words(change: float) -> str:
+    """``up 16.8%``: small models misread a sign (they call "+16.8%" a decline); a word they do not."""
+    if abs(change) < 0.0005:
+        return "flat"
+    return f"{'up' if change > 0 else 'down'} {abs(change):.1%}"
+
+
 def distance(level: Any, entry: Any) -> str | None:
     """A level as a signed distance from the entry (``-4.0%``), or None when either is not a usable number."""
     ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (level, entry))

@@ -17,6 +17,7 @@ from agent.layers.spec import (
     indicator_values,
     indicators_view,
     label_score_problem,
+    move_words,
 )
 from agent.state import CascadeState
 
@@ -62,7 +63,7 @@ def chart_signals(ind: dict[str, Any], trends: dict[str, str] | None = None) -> 
     for key, days in (("change_20d", 20), ("change_5d", 5)):
         move = ind.get(key)
         if move is not None and round(abs(move), 3) >= 0.02:  # as shown, to 0.1%
-            (bull if move > 0 else bear).append(f"{'up' if move > 0 else 'down'} {abs(move):.1%} in {days} days")
+            (bull if move > 0 else bear).append(f"{move_words(move)} in {days} days")
     adx = ind.get("adx")
     if adx is not None and (adx >= 25 or adx < 20):
         context.append(f"ADX {adx:.0f}: {'strong' if adx >= 25 else 'weak'} trend")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from agent.layers.data_validation import levels_view
 from agent.layers.risk import readable_risk
 from agent.layers.sentiment import inputs as sentiment_inputs
-from agent.layers.sentiment import move_words
+from agent.layers.spec import move_words
 from agent.layers.technical import chart_signals, timeframe_trends
 
 UPTREND = {"close": 10.0, "sma_20": 9.6, "sma_50": 9.5, "sma_200": 8.3, "macd_hist": 0.03, "rsi": 59.0,
