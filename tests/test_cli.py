@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from agent.eval.ollama_stub import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,10 +19,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, module: str = "agent.
                           text=True, timeout=300)
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+closed_port = free_port  # the name the CLI and process tests use
 
 
 def test_help_describes_every_flag():

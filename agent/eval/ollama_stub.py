@@ -38,12 +38,16 @@ DEFAULT_MODELS = ("mistral:7b",)
 STREAM_PIECE_CHARS = 12  # the stub "generates" this many characters per streamed line
 
 
-def closed_port_url() -> str:
-    """An http URL on loopback where nothing listens (a port that was free a moment ago)."""
+def free_port() -> int:
+    """A loopback port nothing listens on (it was free a moment ago)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+        return sock.getsockname()[1]
+
+
+def closed_port_url() -> str:
+    """An http URL on loopback where nothing listens."""
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def _now() -> str:
