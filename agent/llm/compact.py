@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 SIGNIFICANT = 3
-RANGE_ONLY = re.compile(r"^[\d.]+ to [\d.]+$")  # a description that only repeats the bounds
 
 
 def round_numbers(value: Any, digits: int = SIGNIFICANT) -> Any:
@@ -44,9 +42,8 @@ def _field(schema: dict, prop: dict) -> str:
     kind = prop.get("type")
     if kind == "number":
         low, high = prop.get("minimum"), prop.get("maximum")
-        scale = f"<number {low:g} to {high:g}" if low is not None and high is not None else "<number"
-        meaning = prop.get("description") or ""
-        return scale + (f": {meaning}>" if meaning and not RANGE_ONLY.match(meaning) else ">")
+        # The bounds alone: what a score means is the prompt's to say, once (a description here repeated it).
+        return f"<number {low:g} to {high:g}>" if low is not None and high is not None else "<number>"
     if kind == "boolean":
         return "true|false"
     if kind == "string":

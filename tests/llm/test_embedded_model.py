@@ -85,9 +85,8 @@ def test_the_template_shows_decision_fields_first_and_the_reason_last():
 
     templates = {layer: answer_template(request_schema(LAYERS[layer])) for layer in LAYER_NAMES}
     # layer 1's score comes before its label: written after "negative", small models write their confidence
-    assert templates["sentiment"].startswith('{"score":<number 0 to 1: 0 very bad news, 0.5 neutral, 1 very good news>,'
-                                             '"sentiment":"positive"|"neutral"|"negative"')
-    assert templates["risk"].startswith('{"approve":true|false,"risk":<number 0 to 1: 0.0 = no risk')
+    assert templates["sentiment"].startswith('{"score":<number 0 to 1>,"sentiment":"positive"|"neutral"|"negative"')
+    assert templates["risk"].startswith('{"approve":true|false,"risk":<number 0 to 1>,"size_factor":<number 0 to 1>')
     for template in templates.values():
         assert template.endswith('"reason":"<at most 15 words>"}')
         assert "cited" not in template  # allowed and checked, never asked of a small model
