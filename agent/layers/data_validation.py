@@ -16,13 +16,10 @@ from agent.layers.spec import (
     Reason,
     Score,
     distance,
-    pick,
     risk_view,
 )
 from agent.state import CascadeState
 
-# The levels this layer judges (the sizes and indicators cost tokens and are checked in code).
-PROPOSAL_RISK = ("entry", "stop", "take_profit")
 # Indicator values every decision needs; a None here is a data problem, not an opinion.
 REQUIRED_INDICATORS = ("rsi", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_lower", "sma_20", "sma_50", "atr")
 
@@ -38,18 +35,29 @@ def inputs(state: CascadeState) -> dict[str, Any]:
     market = state.get("market") or {}
     return {
         "data_source": market.get("source"),
-        "bar_report": {k: v for k, v in (market.get("report") or {}).items()
-                       if v not in ({}, [], None) and not k.endswith("_bar")},
+        "bars": bars_summary(market.get("report") or {}),
         "calendar": {k: market.get(k) for k in ("sessions_behind", "missing_sessions", "missing_recent")
                      if market.get(k) not in (None, [])},
         "levels": levels_view(risk_view(state)),
     }
 
 
-def levels_view(risk: dict[str, Any]) -> dict[str, Any]:
-    """The proposal's levels, the stop and the target also as distances from the entry ("-4.0%"): a stop
-    above the entry reads as "+1.5%", which a small model notices where it does not compare 14.7 and 14.9."""
-    out = pick(risk, PROPOSAL_RISK)
+def bars_summary(report: dict[str, Any]) -> str | None:
+    """``"649 of 650 usable (1 dropped, 4 repaired)"``: the bar report's counts in a few tokens. Which rule
+    dropped or repaired a bar stays in the record; code has acted on each already."""
+    kept, read = report.get("rows_out"), report.get("rows_in")
+    if kept is None or read is None:
+        return None
+    counts = {k: sum((report.get(k) or {}).values()) for k in ("dropped", "repaired")}
+    changed = [f"{n} {k}" for k, n in counts.items() if n]
+    return f"{kept} of {read} usable" + (f" ({', '.join(changed)})" if changed else "")
+
+
+def levels_view(risk: dict[str, Any]) -> dict[str, str]:
+    """The stop and the target as distances from the entry ("-4.0%"): a stop above the entry reads as
+    "+1.5%", which a small model notices where it does not compare 14.7 and 14.9. The prices themselves
+    are checked in code (precheck) and kept in the record."""
+    out = {}
     for key, name in (("stop", "stop_vs_entry"), ("take_profit", "target_vs_entry")):
         if (shown := distance(risk.get(key), risk.get("entry"))) is not None:
             out[name] = shown

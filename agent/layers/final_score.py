@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from agent.config import Settings
+from agent.layers.risk import readable_risk
 from agent.layers.spec import (
     Gate,
     LayerAnswer,
     LayerSpec,
     Reason,
     Score,
-    indicators_view,
     pick,
     risk_view,
     verdicts,
@@ -25,14 +25,12 @@ class FinalScoreAnswer(LayerAnswer):
 
 
 def inputs(state: CascadeState) -> dict[str, Any]:
-    earlier = {v["layer"]: f"{v['score']}: {v['reason']}" for v in verdicts(state)}
-    return {"earlier_layers": earlier, "indicators": pick(indicators_view(state), FINAL_INDICATORS),
-            "risk": pick(risk_view(state), FINAL_RISK)}
+    return {"earlier_layers": verdicts(state), "risk": pick(readable_risk(risk_view(state)), FINAL_RISK)}
 
 
-# What the final judgment weighs besides the verdicts (the layers before saw the rest in detail).
-FINAL_INDICATORS = ("close", "change_20d", "rsi", "macd_hist", "sma_50", "sma_200", "adx", "volume_ratio")
-FINAL_RISK = ("reward_risk", "sharpe", "max_drawdown", "volatility")
+# What the final judgment weighs besides the verdicts: the technical layer already read the indicators
+# (its reason says what it saw), and the chart goes to a model that takes images.
+FINAL_RISK = ("reward_risk", "volatility", "max_drawdown", "note")
 
 
 def gate(a: FinalScoreAnswer, s: Settings) -> Gate:

@@ -17,7 +17,6 @@ from agent.layers.spec import (
     distance,
     risk_values,
     risk_view,
-    verdict_scores,
 )
 from agent.state import CascadeState
 
@@ -31,7 +30,7 @@ class RiskAnswer(LayerAnswer):
 
 
 def inputs(state: CascadeState) -> dict[str, Any]:
-    return {"risk": readable_risk(risk_view(state)), "earlier_scores": verdict_scores(state)}
+    return readable_risk(risk_view(state))
 
 
 def readable_risk(r: dict[str, Any]) -> dict[str, Any]:

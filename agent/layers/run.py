@@ -14,7 +14,7 @@ from agent.deps import CascadeDeps
 from agent.errors import LLMError
 from agent.layers.chart import attach_chart
 from agent.layers.risk import RiskAnswer
-from agent.layers.spec import QUANT_PROVIDER, RULES_VERSION, LayerSpec
+from agent.layers.spec import QUANT_PROVIDER, RULES_VERSION, LayerSpec, answer_score
 from agent.llm.call import Called, call_layer
 from agent.ops.logs import perf_log
 from agent.ops.metrics import COUNTERS
@@ -59,10 +59,8 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
                 COUNTERS.inc("llm_claim_mismatches_total", amount=len(flags), layer=spec.name)
                 if deps.settings.llm.on_claim_mismatch == "discard" and passed:
                     passed, reason = False, f"misquoted the computed values ({'; '.join(flags)}); {reason}"
-            score = getattr(answer, "score", None)
-            if score is None and isinstance(answer, RiskAnswer):
-                score = round(1.0 - answer.risk, 6)  # the risk layer's score is its safety
-            result = LayerResult(layer=spec.name, model=model_name, provider=deps.provider.name, score=score,
+            result = LayerResult(layer=spec.name, model=model_name, provider=deps.provider.name,
+                                 score=answer_score(answer),
                                  passed=passed, reason=bounded(reason, MAX_REASON_CHARS, "reason"),
                                  latency_ms=elapsed(), flags=bounded_flags(flags),
                                  prompt_version=version, output=answer.model_dump(mode="json"), cached=cached,

@@ -32,10 +32,9 @@ def inputs(state: CascadeState) -> dict[str, Any]:
     headlines = state.get("headlines") or []
     if headlines:  # the news decides; shown the tape as well, small models read a rising one as good news
         return {"headlines": headlines}
-    price_action = {"rsi": ind.get("rsi")}
-    for k in ("change_1d", "change_5d", "change_20d"):
-        price_action[k] = None if ind.get(k) is None else move_words(ind[k])
-    return {"price_action": price_action}
+    # The 5- and 20-day moves the prompt's rule reads; the day's move and RSI are the technical layer's.
+    return {"price_action": {f"{n}_days": None if ind.get(k) is None else move_words(ind[k])
+                             for n, k in ((5, "change_5d"), (20, "change_20d"))}}
 
 
 def precheck(state: CascadeState, s: Settings) -> Gate | None:

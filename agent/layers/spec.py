@@ -57,6 +57,14 @@ class LayerSpec:
     consistency: Callable[[Any, "Settings"], str | None] | None = None
 
 
+def answer_score(answer: LayerAnswer) -> float | None:
+    """The score a layer's answer puts in the record: its ``score``, or for the risk layer its safety."""
+    score = getattr(answer, "score", None)
+    if score is None and isinstance(getattr(answer, "risk", None), float):
+        score = round(1.0 - answer.risk, 6)
+    return score
+
+
 def label_score_problem(field: str, label: str, score: float, up: str, down: str) -> str | None:
     """A label and its score must agree: ``up`` above 0.5, ``down`` below 0.5, anything else within 0.3-0.7."""
     if label == up and score <= 0.5:
@@ -83,13 +91,14 @@ def pick(view: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: view[k] for k in keys if k in view}
 
 
-def verdicts(state: CascadeState) -> list[dict[str, Any]]:
-    return [{"layer": r["layer"], "score": r["score"], "reason": r["reason"]} for r in state.get("layers", [])]
-
-
-def verdict_scores(state: CascadeState) -> dict[str, float | None]:
-    """The earlier layers' scores alone (the reasons cost tokens a later layer rarely needs)."""
-    return {r["layer"]: r["score"] for r in state.get("layers", [])}
+def verdicts(state: CascadeState) -> dict[str, str]:
+    """Each earlier layer as ``"0.85: <its model's own reason>"``: the answer's short reason, not the gate's
+    sentence around it, which repeats the score and the threshold (tokens a later layer pays for)."""
+    out = {}
+    for r in state.get("layers", []):
+        reason = (r.get("output") or {}).get("reason") or r["reason"]
+        out[r["layer"]] = reason if r["score"] is None else f"{r['score']}: {reason}"  # None: code decided
+    return out
 
 
 def _numbers(view: dict[str, Any]) -> dict[str, float]:

@@ -8,10 +8,13 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.layers.data_validation import levels_view
-from agent.layers.risk import readable_risk
+from agent.layers.data_validation import bars_summary, levels_view
+from agent.layers.final_score import inputs as final_inputs
+from agent.layers.risk import RiskAnswer, readable_risk
+from agent.layers.risk import inputs as risk_inputs
+from agent.layers.sentiment import SentimentAnswer
 from agent.layers.sentiment import inputs as sentiment_inputs
-from agent.layers.spec import move_words
+from agent.layers.spec import answer_score, move_words
 from agent.layers.technical import chart_signals, timeframe_trends
 
 UPTREND = {"close": 10.0, "sma_20": 9.6, "sma_50": 9.5, "sma_200": 8.3, "macd_hist": 0.03, "rsi": 59.0,
@@ -69,8 +72,8 @@ def test_with_headlines_layer_1_sees_the_news_alone():
     assert sentiment_inputs(state) == {"headlines": ["Profit falls 40%"]}
     no_news = sentiment_inputs({"headlines": [], "indicators": {"rsi": 60.0, "change_1d": 0.01, "change_5d": -0.02,
                                                                 "change_20d": 0.0}})
-    assert no_news == {"price_action": {"rsi": 60.0, "change_1d": "up 1.0%", "change_5d": "down 2.0%",
-                                        "change_20d": "flat"}}
+    # the moves the prompt's rule reads, in words; the day's move and RSI are the technical layer's
+    assert no_news == {"price_action": {"5_days": "down 2.0%", "20_days": "flat"}}
 
 
 def test_the_risk_view_shows_distances_and_notes_a_target_nearer_than_the_stop():
@@ -84,8 +87,7 @@ def test_the_risk_view_shows_distances_and_notes_a_target_nearer_than_the_stop()
 
 def test_the_levels_show_a_stop_above_the_entry_as_a_positive_distance():
     view = levels_view({"entry": 14.7, "stop": 15.1, "take_profit": 15.5, "shares": 600})
-    assert view == {"entry": 14.7, "stop": 15.1, "take_profit": 15.5, "stop_vs_entry": "+2.7%",
-                    "target_vs_entry": "+5.4%"}
+    assert view == {"stop_vs_entry": "+2.7%", "target_vs_entry": "+5.4%"}
 
 
 def test_a_fact_falls_in_the_band_of_the_number_it_shows():
@@ -103,5 +105,37 @@ def test_a_timeframe_without_a_trend_makes_no_fact():
 
 
 def test_levels_that_are_not_numbers_get_no_distance():
-    assert levels_view({"entry": 0.0, "stop": 1.0, "take_profit": 2.0}) == {"entry": 0.0, "stop": 1.0, "take_profit": 2.0}
+    assert levels_view({"entry": 0.0, "stop": 1.0, "take_profit": 2.0}) == {}
     assert "stop_vs_entry" not in readable_risk({"entry": 10.0, "stop": True, "reward_risk": 2.0})
+
+
+def test_the_bar_report_is_counts_in_a_few_words():
+    report = {"rows_in": 650, "rows_out": 649, "dropped": {"flat_zero_volume": 1},
+              "repaired": {"range_widened_to_open_close": 3, "high_below_close": 1}, "first_bar": "2020-01-02"}
+    assert bars_summary(report) == "649 of 650 usable (1 dropped, 4 repaired)"
+    assert bars_summary({"rows_in": 300, "rows_out": 300, "dropped": {}, "repaired": {}}) == "300 of 300 usable"
+    assert bars_summary({"notes": []}) is None
+
+
+def test_the_final_layer_reads_each_model_s_own_reason_and_the_risk_in_words():
+    risk = {"entry": 10.0, "stop": 9.6, "take_profit": 10.6, "reward_risk": 1.5, "sharpe": 0.9, "max_drawdown": 0.2,
+            "volatility": 0.3, "shares": 100, "blocks": []}
+    layers = [{"layer": "sentiment", "score": 0.85, "reason": "positive sentiment, score 0.85 >= 0.6: rising",
+               "output": {"score": 0.85, "sentiment": "positive", "reason": "rising"}},
+              {"layer": "risk", "score": None, "reason": "risk rule: daily loss limit reached"}]
+    shown = final_inputs({"layers": layers, "risk": risk, "indicators": {"rsi": 60.0}})
+    # the gate's sentence repeats score and threshold; a layer decided by code keeps the code's reason
+    assert shown["earlier_layers"] == {"sentiment": "0.85: rising", "risk": "risk rule: daily loss limit reached"}
+    assert shown["risk"] == {"reward_risk": 1.5, "volatility": "30% a year", "max_drawdown": "20%"}
+    assert "indicators" not in shown
+
+
+def test_the_risk_layer_sees_the_snapshot_alone():
+    state = {"risk": {"entry": 10.0, "stop": 9.6, "take_profit": 10.6, "reward_risk": 1.5, "blocks": []},
+             "layers": [{"layer": "sentiment", "score": 0.9, "reason": "good"}]}
+    assert risk_inputs(state) == {"reward_risk": 1.5, "stop_vs_entry": "-4.0%", "target_vs_entry": "+6.0%"}
+
+
+def test_the_recorded_score_of_a_risk_answer_is_its_safety():
+    assert answer_score(RiskAnswer(approve=True, risk=0.25, size_factor=1.0, reason="ok")) == 0.75
+    assert answer_score(SentimentAnswer(score=0.2, sentiment="negative", reason="bad")) == 0.2
