@@ -28,6 +28,7 @@ def bench_profile(profile: str, tickers: list[str]) -> dict[str, Any]:
     from agent.errors import LLMError
     from agent.graph import build_graph, run_cascade
     from agent.layers import LAYERS
+    from agent.layers.spec import answer_score
     from agent.llm.call import call_layer
     from agent.llm.embedded import forget_prefixes
     from agent.nodes import (
@@ -51,25 +52,36 @@ def bench_profile(profile: str, tickers: list[str]) -> dict[str, Any]:
     tokens = {layer: [] for layer in LAYER_NAMES}
     invalid = dict.fromkeys(LAYER_NAMES, 0)
 
-    def call(layer: str, state: dict, mode: str) -> None:
+    answers: dict[int, list[dict]] = {i: [] for i in range(len(states))}
+
+    def call(layer: str, i: int, mode: str) -> None:
+        """One layer on state ``i``, shown the earlier layers' verdicts as the cascade would show them
+        (the final layer reads their reasons), from this ticker's first pass through the layers."""
+        state, order = states[i], LAYER_NAMES.index(layer)
+        state["layers"] = answers[i][:order]
         started = time.perf_counter()
         try:
             called = call_layer(LAYERS[layer], state, deps)
             tokens[layer].append((called.tokens_in, called.tokens_out))
+            verdict = {"layer": layer, "score": answer_score(called.answer), "reason": called.answer.reason,
+                       "output": called.answer.model_dump(mode="json")}
         except LLMError as exc:
             invalid[layer] += 1
             tokens[layer].append((getattr(exc, "tokens_in", None), getattr(exc, "tokens_out", None)))
+            verdict = {"layer": layer, "score": None, "reason": f"LLM failure ({exc.kind})"}
         timed[mode][layer].append(time.perf_counter() - started)
+        if len(answers[i]) == order:
+            answers[i].append(verdict)
 
     for layer in LAYER_NAMES:
-        call(layer, states[0], "cold")
-    for state in states[1:]:
+        call(layer, 0, "cold")
+    for i in range(1, len(states)):
         for layer in LAYER_NAMES:
-            call(layer, state, "reuse")
-    for state in states[1:]:
+            call(layer, i, "reuse")
+    for i in range(1, len(states)):
         for layer in LAYER_NAMES:
             forget_prefixes()
-            call(layer, state, "no_reuse")
+            call(layer, i, "no_reuse")
     graph = build_graph(deps)
     calls = []
     for state in states:
