@@ -24,6 +24,8 @@ MAX_ANSWER_CHARS = 200_000
 ERRORS_QUOTED = 4
 # An answer cut by max_tokens inside its last field, the reason (complete escapes only)
 CUT_IN_REASON = re.compile(r'^\s*\{.*"reason"\s*:\s*"(?:[^"\\]|\\.)*$', re.DOTALL)
+# ... or just after it: the reason closed, the object not
+CUT_AFTER_REASON = re.compile(r'^\s*\{.*"reason"\s*:\s*"(?:[^"\\]|\\.)*"\s*$', re.DOTALL)
 CUT_MARK = "..."
 # A fence opened before the answer, never closed because max_tokens cut the answer first
 OPEN_FENCE = re.compile(r"^\s*```(?:json)?\s*", re.IGNORECASE)
@@ -60,11 +62,14 @@ def close_cut_reason(text: str) -> str | None:
     """The answer closed after its reason, when max_tokens cut it there; None when it was cut elsewhere.
 
     The schemas put the decision fields first and the reason last, so an answer cut inside its reason
-    has already decided: the reason is kept as far as it goes, marked with ``...``. A model that opens a
+    has already decided: the reason is kept as far as it goes, marked with ``...`` (whole, when only the
+    closing brace was cut). A model that opens a
     ```json fence (and pretty-prints) is cut the same way, before it closes the fence.
     """
     cleaned = OPEN_FENCE.sub("", strip_reasoning(text), count=1)
-    return cleaned + CUT_MARK + '"}' if CUT_IN_REASON.match(cleaned) else None
+    if CUT_IN_REASON.match(cleaned):
+        return cleaned + CUT_MARK + '"}'
+    return cleaned + "}" if CUT_AFTER_REASON.match(cleaned) else None
 
 
 def parse_answer(text: str, schema: type[BaseModel]) -> BaseModel:

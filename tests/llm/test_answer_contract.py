@@ -95,6 +95,12 @@ def test_a_reason_cut_by_max_tokens_keeps_the_decision(tmp_path):
     record, _ = decide(tmp_path, {"technical": fenced})
     second = record["layers"][1]
     assert second["passed"] and second["error"] is None and second["output"]["reason"] == "close above SMA 20, 50 and 2..."
+    # the final layer's real answer on the bench (ITUB4): its long reason closed, the brace cut at 64 tokens
+    brace_cut = '{"score":0.8,"reason":"The technical analysis suggests a balanced momentum, but the risk is high."'
+    record, _ = decide(tmp_path, {"final_score": brace_cut})
+    last = record["layers"][-1]
+    assert last["layer"] == "final_score" and last["error"] is None
+    assert last["output"]["reason"] == "The technical analysis suggests a balanced momentum, but the risk is high."
     cut_in_decision = '{"sentiment":"positive","sco'
     record, _ = decide(tmp_path, {"sentiment": cut_in_decision})
     assert record["layers"][0]["error"] == "invalid_json"

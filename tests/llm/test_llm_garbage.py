@@ -28,7 +28,7 @@ GOOD_SENTIMENT = json.dumps(PASS["sentiment"])
     ("answer", "kind"),
     [
         ("I think PETR4 looks great, buy!", "invalid_json"),
-        ('{"sentiment": "positive", "score": 0.9, "reason": "ok"', "invalid_json"),
+        ('{"sentiment": "positive", "score": 0.9, "rea', "invalid_json"),  # cut before its reason (after it: kept)
         ('{"sentiment": "positive", "score": 1.7, "reason": "ok"}', "out_of_range"),
         ('{"sentiment": "positive", "score": -0.2, "reason": "ok"}', "out_of_range"),
         ('{"sentiment": "positive", "score": NaN, "reason": "ok"}', "out_of_range"),
