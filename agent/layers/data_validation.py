@@ -33,13 +33,15 @@ class DataValidationAnswer(LayerAnswer):
 
 def inputs(state: CascadeState) -> dict[str, Any]:
     market = state.get("market") or {}
-    return {
+    shown = {
         "data_source": market.get("source"),
         "bars": bars_summary(market.get("report") or {}),
+        "bar_notes": (market.get("report") or {}).get("notes") or None,  # unadjusted prices, jumps: data doubts
         "calendar": {k: market.get(k) for k in ("sessions_behind", "missing_sessions", "missing_recent")
                      if market.get(k) not in (None, [])},
         "levels": levels_view(risk_view(state)),
     }
+    return {k: v for k, v in shown.items() if v is not None}
 
 
 def bars_summary(report: dict[str, Any]) -> str | None:

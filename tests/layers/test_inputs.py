@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.layers.data_validation import bars_summary, levels_view
+from agent.layers.data_validation import inputs as data_inputs
 from agent.layers.final_score import inputs as final_inputs
 from agent.layers.risk import RiskAnswer, readable_risk
 from agent.layers.risk import inputs as risk_inputs
@@ -139,3 +140,17 @@ def test_the_risk_layer_sees_the_snapshot_alone():
 def test_the_recorded_score_of_a_risk_answer_is_its_safety():
     assert answer_score(RiskAnswer(approve=True, risk=0.25, size_factor=1.0, reason="ok")) == 0.75
     assert answer_score(SentimentAnswer(score=0.2, sentiment="negative", reason="bad")) == 0.2
+
+
+def test_the_data_layer_sees_the_feed_s_doubts_only_when_there_are_some():
+    market = {"source": "brapi", "sessions_behind": 0, "missing_sessions": 0,
+              "report": {"rows_in": 300, "rows_out": 300, "notes": ["brapi sent no adjustedClose: prices are not "
+                                                                    "adjusted for dividends"]}}
+    risk = {"entry": 10.0, "stop": 9.6, "take_profit": 10.6}
+    shown = data_inputs({"market": market, "risk": risk})
+    assert shown == {"data_source": "brapi", "bars": "300 of 300 usable",
+                     "bar_notes": ["brapi sent no adjustedClose: prices are not adjusted for dividends"],
+                     "calendar": {"sessions_behind": 0, "missing_sessions": 0},
+                     "levels": {"stop_vs_entry": "-4.0%", "target_vs_entry": "+6.0%"}}
+    assert "bar_notes" not in data_inputs({"market": {**market, "report": {"rows_in": 1, "rows_out": 1, "notes": []}},
+                                           "risk": risk})

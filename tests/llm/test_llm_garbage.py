@@ -29,6 +29,7 @@ GOOD_SENTIMENT = json.dumps(PASS["sentiment"])
     [
         ("I think PETR4 looks great, buy!", "invalid_json"),
         ('{"sentiment": "positive", "score": 0.9, "rea', "invalid_json"),  # cut before its reason (after it: kept)
+        ('{"sentiment": "positive", "reason": "ok"', "schema_mismatch"),  # closed after its reason, a field missing
         ('{"sentiment": "positive", "score": 1.7, "reason": "ok"}', "out_of_range"),
         ('{"sentiment": "positive", "score": -0.2, "reason": "ok"}', "out_of_range"),
         ('{"sentiment": "positive", "score": NaN, "reason": "ok"}', "out_of_range"),
