@@ -131,3 +131,34 @@ def test_a_replayed_answer_keeps_its_token_counts_and_is_not_counted_again(tmp_p
         [(la["tokens_in"], la["tokens_out"]) for la in record["layers"]]
     assert COUNTERS.get("llm_tokens_total") == 0
     cache.close()
+
+
+SEEN: dict[str, str] = {}
+
+
+class RecordingChatModel(CountingChatModel):
+    layer: str = ""
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        SEEN[self.layer] = messages[-1].content
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+class RecordingFactory(CountingFactory):
+    def __call__(self, layer: str, schema: dict) -> BaseChatModel:
+        model = super().__call__(layer, schema)
+        return RecordingChatModel(text=model.text, layer=layer)
+
+
+def test_the_final_layer_reads_what_each_earlier_model_answered(tmp_path):
+    SEEN.clear()
+    deps = make_deps(tmp_path, factory=RecordingFactory({**PASS}))
+    record = run_cascade(build_graph(deps), "PETR4", as_of=AS_OF)
+    assert record["decision"] == "BUY"
+    final_input = json.loads(SEEN["final_score"].split(": ", 1)[1])
+    by_layer = {r["layer"]: r for r in record["layers"]}
+    for layer in ("sentiment", "technical", "risk", "data_validation"):
+        # the model's own reason after its recorded score, not the gate's sentence around it
+        assert final_input["earlier_layers"][layer] == f"{by_layer[layer]['score']}: {PASS[layer]['reason']}"
+        assert by_layer[layer]["reason"] != PASS[layer]["reason"]
+    assert set(final_input) == {"earlier_layers", "risk"}
