@@ -109,14 +109,14 @@ def describe_exception(exc: BaseException) -> str:
 
 
 def validation_problems(exc: "ValidationError", *, limit: int | None = None, label=None, show_input=None,
-                        unknown_key: str = "unknown key") -> list[str]:
+                        unknown_key: str = "unknown key", on_clip=None) -> list[str]:
     """A pydantic ``ValidationError`` as short ``where = value: message`` lines: the one formatter of
     validation errors, for config, LLM answers, headlines and market payloads alike.
 
     ``label(loc)`` names the place (default: the dotted path, ``<root>`` when empty); ``show_input(err)``
     says whether the offending value may be quoted (never for secrets; by default, unless it is
-    missing or an unknown key), clipped so a huge value is never echoed whole. A cut list ends with
-    ``... and N more``.
+    missing or an unknown key), clipped so a huge value is never echoed whole; ``on_clip()`` is called for
+    each value clipped (where a cut must be counted). A cut list ends with ``... and N more``.
     """
     errors = exc.errors()
     shown = errors if limit is None else errors[:limit]
@@ -125,7 +125,12 @@ def validation_problems(exc: "ValidationError", *, limit: int | None = None, lab
         where = label(err["loc"]) if label else (".".join(str(p) for p in err["loc"]) or "<root>")
         msg = unknown_key if err["type"] == "extra_forbidden" else err["msg"]
         quote = show_input(err) if show_input else err["type"] not in ("missing", "extra_forbidden")
-        shown_value = f" = {_clip(repr(err.get('input')))}" if quote else ""
+        shown_value = ""
+        if quote:
+            value = repr(err.get("input"))
+            if len(value) > ECHO_CHARS and on_clip:
+                on_clip()
+            shown_value = f" = {_clip(value)}"
         lines.append(f"{where}{shown_value}: {msg}")
     if len(errors) > len(shown):
         lines.append(f"... and {len(errors) - len(shown)} more")

@@ -12,7 +12,7 @@ import re
 
 from pydantic import BaseModel, ValidationError
 
-from agent.errors import ECHO_CHARS, LLMError, validation_problems
+from agent.errors import LLMError, validation_problems
 from agent.ops.metrics import COUNTERS
 
 THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
@@ -90,11 +90,10 @@ def parse_answer(text: str, schema: type[BaseModel]) -> BaseModel:
     try:
         return schema.model_validate(obj)
     except ValidationError as exc:
-        problems = "; ".join(validation_problems(exc, limit=ERRORS_QUOTED,
-                                                 label=lambda loc: ".".join(str(p) for p in loc) or "answer"))
-        clipped = sum(len(repr(e.get("input"))) > ECHO_CHARS for e in exc.errors()[:ERRORS_QUOTED])
-        if clipped:  # the reason quotes the bad values clipped: counted like any cut of a record
-            COUNTERS.inc("record_truncations_total", clipped, field="echoed_input")
+        # the reason quotes the bad values clipped: each clip counted like any cut of a record
+        problems = "; ".join(validation_problems(
+            exc, limit=ERRORS_QUOTED, label=lambda loc: ".".join(str(p) for p in loc) or "answer",
+            on_clip=lambda: COUNTERS.inc("record_truncations_total", field="echoed_input")))
         kind = "out_of_range" if any(e["type"] in ("less_than_equal", "greater_than_equal") for e in exc.errors()) else "schema_mismatch"
         raise LLMError(kind, f"invalid answer: {problems}") from None
 
