@@ -28,7 +28,6 @@ def bench_profile(profile: str, tickers: list[str]) -> dict[str, Any]:
     from agent.errors import LLMError
     from agent.graph import build_graph, run_cascade
     from agent.layers import LAYERS
-    from agent.layers.spec import answer_score
     from agent.llm.call import call_layer
     from agent.llm.embedded import forget_prefixes
     from agent.nodes import (
@@ -52,7 +51,7 @@ def bench_profile(profile: str, tickers: list[str]) -> dict[str, Any]:
     tokens = {layer: [] for layer in LAYER_NAMES}
     invalid = dict.fromkeys(LAYER_NAMES, 0)
 
-    answers: dict[int, list[dict]] = {i: [] for i in range(len(states))}
+    answers: list[list[dict]] = [[] for _ in states]
 
     def call(layer: str, i: int, mode: str) -> None:
         """One layer on state ``i``, shown the earlier layers' verdicts as the cascade would show them
@@ -63,7 +62,7 @@ def bench_profile(profile: str, tickers: list[str]) -> dict[str, Any]:
         try:
             called = call_layer(LAYERS[layer], state, deps)
             tokens[layer].append((called.tokens_in, called.tokens_out))
-            verdict = {"layer": layer, "score": answer_score(called.answer), "reason": called.answer.reason,
+            verdict = {"layer": layer, "score": called.answer.recorded_score(), "reason": called.answer.reason,
                        "output": called.answer.model_dump(mode="json")}
         except LLMError as exc:
             invalid[layer] += 1

@@ -33,10 +33,11 @@ class DataValidationAnswer(LayerAnswer):
 
 def inputs(state: CascadeState) -> dict[str, Any]:
     market = state.get("market") or {}
+    report = market.get("report") or {}
     shown = {
         "data_source": market.get("source"),
-        "bars": bars_summary(market.get("report") or {}),
-        "bar_notes": (market.get("report") or {}).get("notes") or None,  # unadjusted prices, jumps: data doubts
+        "bars": bars_summary(report),
+        "bar_notes": report.get("notes") or None,  # unadjusted prices, jumps: data doubts
         "calendar": {k: market.get(k) for k in ("sessions_behind", "missing_sessions", "missing_recent")
                      if market.get(k) not in (None, [])},
         "levels": levels_view(risk_view(state)),

@@ -28,6 +28,9 @@ class RiskAnswer(LayerAnswer):
     cited: dict[str, float] = Cited
     reason: str = Reason
 
+    def recorded_score(self) -> float:
+        return round(1.0 - self.risk, 6)  # its safety: higher is better, like every other layer's score
+
 
 def inputs(state: CascadeState) -> dict[str, Any]:
     return readable_risk(risk_view(state))

@@ -14,7 +14,7 @@ from agent.deps import CascadeDeps
 from agent.errors import LLMError
 from agent.layers.chart import attach_chart
 from agent.layers.risk import RiskAnswer
-from agent.layers.spec import QUANT_PROVIDER, RULES_VERSION, LayerSpec, answer_score
+from agent.layers.spec import QUANT_PROVIDER, RULES_VERSION, LayerSpec
 from agent.llm.call import Called, call_layer
 from agent.ops.logs import perf_log
 from agent.ops.metrics import COUNTERS
@@ -60,7 +60,7 @@ def run_layer(spec: LayerSpec, state: CascadeState, deps: CascadeDeps) -> dict[s
                 if deps.settings.llm.on_claim_mismatch == "discard" and passed:
                     passed, reason = False, f"misquoted the computed values ({'; '.join(flags)}); {reason}"
             result = LayerResult(layer=spec.name, model=model_name, provider=deps.provider.name,
-                                 score=answer_score(answer),
+                                 score=answer.recorded_score(),
                                  passed=passed, reason=bounded(reason, MAX_REASON_CHARS, "reason"),
                                  latency_ms=elapsed(), flags=bounded_flags(flags),
                                  prompt_version=version, output=answer.model_dump(mode="json"), cached=cached,

@@ -33,6 +33,10 @@ class LayerAnswer(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True)
 
+    def recorded_score(self) -> float | None:
+        """The score this answer puts in the record and shows later layers (the risk layer's is its safety)."""
+        return getattr(self, "score", None)
+
 
 @dataclass(frozen=True)
 class Gate:
@@ -55,14 +59,6 @@ class LayerSpec:
     chart: bool = False  # shown the decision's chart when its model takes images (layers/chart.py)
     # A validated answer that contradicts itself (``positive`` with score 0.0): why, or None. Invalid, never gated.
     consistency: Callable[[Any, "Settings"], str | None] | None = None
-
-
-def answer_score(answer: LayerAnswer) -> float | None:
-    """The score a layer's answer puts in the record: its ``score``, or for the risk layer its safety."""
-    score = getattr(answer, "score", None)
-    if score is None and isinstance(getattr(answer, "risk", None), float):
-        score = round(1.0 - answer.risk, 6)
-    return score
 
 
 def label_score_problem(field: str, label: str, score: float, up: str, down: str) -> str | None:

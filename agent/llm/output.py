@@ -22,10 +22,9 @@ FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 # below it; anything longer is a broken model or a hostile server, refused unread.
 MAX_ANSWER_CHARS = 200_000
 ERRORS_QUOTED = 4
-# An answer cut by max_tokens inside its last field, the reason (complete escapes only)
-CUT_IN_REASON = re.compile(r'^\s*\{.*"reason"\s*:\s*"(?:[^"\\]|\\.)*$', re.DOTALL)
-# ... or just after it: the reason closed, the object not
-CUT_AFTER_REASON = re.compile(r'^\s*\{.*"reason"\s*:\s*"(?:[^"\\]|\\.)*"\s*$', re.DOTALL)
+# An answer cut by max_tokens inside its last field, the reason (complete escapes only), or just after it:
+# the reason closed, the object not
+CUT_REASON = re.compile(r'^\s*\{.*"reason"\s*:\s*"(?:[^"\\]|\\.)*(?P<closed>"\s*)?$', re.DOTALL)
 CUT_MARK = "..."
 # A fence opened before the answer, never closed because max_tokens cut the answer first
 OPEN_FENCE = re.compile(r"^\s*```(?:json)?\s*", re.IGNORECASE)
@@ -67,9 +66,10 @@ def close_cut_reason(text: str) -> str | None:
     ```json fence (and pretty-prints) is cut the same way, before it closes the fence.
     """
     cleaned = OPEN_FENCE.sub("", strip_reasoning(text), count=1)
-    if CUT_IN_REASON.match(cleaned):
-        return cleaned + CUT_MARK + '"}'
-    return cleaned + "}" if CUT_AFTER_REASON.match(cleaned) else None
+    cut = CUT_REASON.match(cleaned)
+    if cut is None:
+        return None
+    return cleaned + "}" if cut.group("closed") else cleaned + CUT_MARK + '"}'
 
 
 def parse_answer(text: str, schema: type[BaseModel]) -> BaseModel:

@@ -15,7 +15,7 @@ from agent.layers.risk import RiskAnswer, readable_risk
 from agent.layers.risk import inputs as risk_inputs
 from agent.layers.sentiment import SentimentAnswer
 from agent.layers.sentiment import inputs as sentiment_inputs
-from agent.layers.spec import answer_score, move_words
+from agent.layers.spec import move_words
 from agent.layers.technical import chart_signals, timeframe_trends
 
 UPTREND = {"close": 10.0, "sma_20": 9.6, "sma_50": 9.5, "sma_200": 8.3, "macd_hist": 0.03, "rsi": 59.0,
@@ -138,8 +138,8 @@ def test_the_risk_layer_sees_the_snapshot_alone():
 
 
 def test_the_recorded_score_of_a_risk_answer_is_its_safety():
-    assert answer_score(RiskAnswer(approve=True, risk=0.25, size_factor=1.0, reason="ok")) == 0.75
-    assert answer_score(SentimentAnswer(score=0.2, sentiment="negative", reason="bad")) == 0.2
+    assert RiskAnswer(approve=True, risk=0.25, size_factor=1.0, reason="ok").recorded_score() == 0.75
+    assert SentimentAnswer(score=0.2, sentiment="negative", reason="bad").recorded_score() == 0.2
 
 
 def test_the_data_layer_sees_the_feed_s_doubts_only_when_there_are_some():
